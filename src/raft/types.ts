@@ -1,0 +1,164 @@
+/**
+ * Wire and storage types of the Raft core. Everything here is plain data: it can be copied,
+ * serialised and compared. Terms, indexes and node ids are plain numbers inside the core (the
+ * arithmetic on them is constant and branded types would only add casts); the layers above brand
+ * them at their boundaries (see src/util/ids.ts).
+ */
+
+/** An entry's payload kind. `normal` with empty data is the leader's no-op. */
+export type EntryType = 'normal' | 'confChange';
+
+/** One log entry. `index` starts at 1; `term` is the leader term that created it. */
+export interface Entry {
+  readonly term: number;
+  readonly index: number;
+  readonly type: EntryType;
+  readonly data: Uint8Array;
+}
+
+/** The durable vote/term/commit triple. Must be persisted before the Ready's messages are sent. */
+export interface HardState {
+  readonly term: number;
+  /** The candidate voted for in `term`, or 0. */
+  readonly vote: number;
+  readonly commit: number;
+}
+
+/** Cluster membership: voters decide elections and commits; learners only receive the log. */
+export interface ConfState {
+  readonly voters: readonly number[];
+  readonly learners: readonly number[];
+}
+
+/** A membership change, carried in a `confChange` entry and applied once committed. */
+export interface ConfChange {
+  readonly type: 'addNode' | 'addLearner' | 'removeNode';
+  readonly nodeId: number;
+}
+
+export interface SnapshotMetadata {
+  /** The last log index the snapshot covers, and that entry's term. */
+  readonly index: number;
+  readonly term: number;
+  /** Membership as of `index`. */
+  readonly confState: ConfState;
+}
+
+/** A state-machine snapshot. `data` is opaque to Raft. Index 0 means "no snapshot". */
+export interface Snapshot {
+  readonly metadata: SnapshotMetadata;
+  readonly data: Uint8Array;
+}
+
+export type MessageType =
+  | 'preVote'
+  | 'preVoteResp'
+  | 'vote'
+  | 'voteResp'
+  | 'app'
+  | 'appResp'
+  | 'heartbeat'
+  | 'heartbeatResp'
+  | 'snap'
+  | 'timeoutNow'
+  | 'readIndex'
+  | 'readIndexResp'
+  | 'transferLeader';
+
+/**
+ * A message between peers. Field use per type:
+ * - app: `index`/`logTerm` are the entry before `entries`; `commit` the leader's commit.
+ * - appResp: `index` is the last index matched (accept) or the rejected probe index (reject, with
+ *   `rejectHint` the follower's hint index and `logTerm` the term at that hint: fast back-off).
+ * - vote/preVote: `index`/`logTerm` are the candidate's last entry; `context` 'transfer' marks a
+ *   leader-transfer campaign, which ignores leader stickiness.
+ * - heartbeat: `commit` is min(leader commit, follower match); `context` carries a ReadIndex round.
+ * - readIndex / readIndexResp: `context` identifies the request; resp `index` is the read index.
+ */
+export interface Message {
+  readonly type: MessageType;
+  readonly from: number;
+  readonly to: number;
+  readonly term: number;
+  readonly logTerm: number;
+  readonly index: number;
+  readonly entries: readonly Entry[];
+  readonly commit: number;
+  readonly reject: boolean;
+  readonly rejectHint: number;
+  readonly snapshot?: Snapshot;
+  readonly context?: string;
+}
+
+/** A completed ReadIndex request: reads at `index` are linearizable once applied >= `index`. */
+export interface ReadState {
+  readonly index: number;
+  readonly context: string;
+}
+
+export type Role = 'follower' | 'preCandidate' | 'candidate' | 'leader';
+
+/** Volatile state that is useful to the driver but need not be persisted. */
+export interface SoftState {
+  readonly leader: number;
+  readonly role: Role;
+}
+
+/**
+ * What the driver must do next, in this order (the Ready contract):
+ * 1. persist `snapshot` (if any), `entries` and `hardState` (if any) in one atomic, synced write;
+ * 2. send `messages` (only after step 1, since they promise what was persisted);
+ * 3. apply `snapshot` then `committedEntries` to the state machine, in order;
+ * 4. call `advance()`.
+ */
+export interface Ready {
+  readonly softState?: SoftState;
+  readonly hardState?: HardState;
+  readonly entries: readonly Entry[];
+  readonly snapshot?: Snapshot;
+  readonly committedEntries: readonly Entry[];
+  readonly messages: readonly Message[];
+  readonly readStates: readonly ReadState[];
+  /** True when step 1 must be a synced write (entries, term or vote changed). */
+  readonly mustSync: boolean;
+}
+
+export type ProgressState = 'probe' | 'replicate' | 'snapshot';
+
+/** The leader's view of one peer. */
+export interface PeerProgress {
+  readonly id: number;
+  readonly match: number;
+  readonly next: number;
+  readonly state: ProgressState;
+  readonly isLearner: boolean;
+  readonly inflightCount: number;
+  readonly inflightBytes: number;
+  readonly recentActive: boolean;
+}
+
+export interface Status {
+  readonly id: number;
+  readonly term: number;
+  readonly vote: number;
+  readonly role: Role;
+  readonly leader: number;
+  readonly commit: number;
+  readonly applied: number;
+  readonly lastIndex: number;
+  readonly leadTransferee: number;
+  readonly confState: ConfState;
+  /** Per-peer progress; empty unless this node is the leader. */
+  readonly progress: readonly PeerProgress[];
+}
+
+/** An empty snapshot, meaning "none". */
+export const EMPTY_SNAPSHOT: Snapshot = Object.freeze({
+  metadata: Object.freeze({ index: 0, term: 0, confState: Object.freeze({ voters: [], learners: [] }) }),
+  data: new Uint8Array(0),
+});
+
+/** Bytes an entry counts for in flow control: its payload plus a fixed header. */
+export function entrySize(entry: Entry): number {
+  return entry.data.byteLength + 24;
+}

@@ -1,0 +1,21 @@
+import test from 'ava';
+import { TestNetwork, appliedData } from './harness.ts';
+test('smoke', (t) => {
+  const net = new TestNetwork([1, 2, 3]);
+  net.campaign(1);
+  t.is(net.leader(), 1);
+  net.propose(1, 'a');
+  net.propose(1, 'b');
+  net.tick(3);
+  for (const id of [1, 2, 3]) t.deepEqual(appliedData(net.peer(id)), ['a', 'b'], `peer ${id}`);
+  net.isolate(1);
+  net.tick(30);
+  net.heal();
+  net.tick(5);
+  const l = net.leader();
+  t.not(l, 0);
+  net.propose(l, 'c');
+  net.tick(3);
+  for (const id of [1, 2, 3]) t.deepEqual(appliedData(net.peer(id)), ['a', 'b', 'c'], `peer ${id}`);
+  t.log(l, net.peer(1).node.status());
+});
