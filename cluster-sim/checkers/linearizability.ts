@@ -168,9 +168,6 @@ class EventList {
   next(position: number): number {
     return this.nextOf[position] ?? NIL;
   }
-  isEmpty(): boolean {
-    return this.first() === NIL;
-  }
   isCall(position: number): boolean {
     return this.matchOf[position] !== NIL;
   }
@@ -264,27 +261,43 @@ interface Stuck {
   prefix: number[];
 }
 
-/** The backtracking search over one key's ops (op indices are positions in `ops`). */
+/**
+ * The backtracking search over one key's ops (op indices are positions in `ops`).
+ *
+ * Pending ops (no reply) get two shortcuts, both sound because such an op precedes nothing in
+ * real time and accepts any output, so it can always be linearized last:
+ * - the search succeeds once every completed op is linearized: the pending rest go at the end;
+ * - a pending op that would leave the state unchanged here (a read, a cas that would not swap) is
+ *   not linearized here, since putting it at the end instead is equivalent. Without this, every
+ *   pending read would double the configurations of a failing history.
+ * Each pending write concurrent with the point where a failing history gets stuck still doubles
+ * the search, so many of those end in `budget` rather than `violation`.
+ */
 function searchKey<S, I, O>(model: Model<S, I, O>, ops: readonly HistoryOp<I, O>[], stepsMax: number): KeyOutcome {
   const events = new EventList(ops.map((op) => op.call), ops.map(retEffective));
   const linearized = new Bitset(ops.length);
   const explored = new Set<string>();
-  const stack: { call: number; stateBefore: S }[] = [];
+  const stack: { call: number; stateBefore: S; stateKeyBefore: string }[] = [];
   let state = model.init();
+  let stateKey = model.key(state);
+  let completedRemaining = ops.filter((op) => op.output !== undefined).length;
   let position = events.first();
   let stuck: Stuck | undefined;
-  for (let steps = 0; !events.isEmpty(); steps++) {
+  for (let steps = 0; completedRemaining > 0; steps++) {
     if (steps >= stepsMax) return { kind: 'budget' };
-    // The last remaining event is always a return, so the scan never runs off the list's end.
+    // A completed op's (finite) return is still in the list, so the scan cannot run off its end.
     assert(position !== NIL, 'searchKey: ran off the end of the event list');
     const opIndex = events.opIndex(position);
     const op = ops[opIndex];
     assert(op !== undefined, `searchKey: event ${position} has no op`);
     if (events.isCall(position)) {
       const result = model.step(state, op.input, op.output);
-      if (result.ok && markIfNew(explored, linearized, opIndex, model.key(result.state))) {
-        stack.push({ call: position, stateBefore: state });
-        state = result.state;
+      const resultKey = result.ok ? model.key(result.state) : stateKey;
+      const pointless = op.output === undefined && resultKey === stateKey;
+      if (result.ok && !pointless && markIfNew(explored, linearized, opIndex, resultKey)) {
+        stack.push({ call: position, stateBefore: state, stateKeyBefore: stateKey });
+        [state, stateKey] = [result.state, resultKey];
+        if (op.output !== undefined) completedRemaining--;
         events.lift(position);
         position = events.first();
       } else {
@@ -292,15 +305,19 @@ function searchKey<S, I, O>(model: Model<S, I, O>, ops: readonly HistoryOp<I, O>
       }
       continue;
     }
-    // A return event: this op had to be linearized by now, so this branch is dead. Remember the
-    // deepest dead end: it is the most useful place to show a human.
+    // A return event: this op had to be linearized by now, so this branch is dead. Returns sort
+    // by time and pending ones are at infinity, so this is a completed op. Remember the deepest
+    // dead end: it is the most useful place to show a human.
+    assert(op.output !== undefined, `searchKey: reached the return of pending op #${op.id}`);
     if (stuck === undefined || stack.length > stuck.prefix.length) {
       stuck = { blockedOp: opIndex, prefix: stack.map((frame) => events.opIndex(frame.call)) };
     }
     const frame = stack.pop();
     if (frame === undefined) return { kind: 'violation', ...stuck };
-    state = frame.stateBefore;
-    linearized.clear(events.opIndex(frame.call));
+    [state, stateKey] = [frame.stateBefore, frame.stateKeyBefore];
+    const undone = events.opIndex(frame.call);
+    if (ops[undone]?.output !== undefined) completedRemaining++;
+    linearized.clear(undone);
     events.unlift(frame.call);
     position = events.next(frame.call);
   }

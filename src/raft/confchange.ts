@@ -7,7 +7,7 @@ const TYPES: ReadonlySet<string> = new Set(['addNode', 'addLearner', 'removeNode
 
 /** Serialises a membership change for a `confChange` log entry. */
 export function encodeConfChange(change: ConfChange): Uint8Array {
-  return encoder.encode(JSON.stringify({ type: change.type, nodeId: change.nodeId }));
+  return encoder.encode(JSON.stringify({ type: change.type, nodeId: change.nodeId, ...(change.context !== undefined ? { context: change.context } : {}) }));
 }
 
 /** Parses a `confChange` entry's data; throws `CutoverError` CONF_CHANGE_CORRUPT on bad data. */
@@ -18,9 +18,11 @@ export function decodeConfChange(data: Uint8Array): ConfChange {
   } catch (cause) {
     throw new CutoverError('CONF_CHANGE_CORRUPT', 'membership change entry is not valid JSON', { cause });
   }
-  const record = parsed as { type?: unknown; nodeId?: unknown };
+  const record = parsed as { type?: unknown; nodeId?: unknown; context?: unknown };
   if (typeof record.type !== 'string' || !TYPES.has(record.type) || !Number.isInteger(record.nodeId) || (record.nodeId as number) <= 0) {
     throw new CutoverError('CONF_CHANGE_CORRUPT', `membership change entry is malformed: ${decoder.decode(data)}`);
   }
-  return { type: record.type as ConfChange['type'], nodeId: record.nodeId as number };
+  if (record.context !== undefined && typeof record.context !== 'string') throw new CutoverError('CONF_CHANGE_CORRUPT', 'membership change context must be a string');
+  const change = { type: record.type as ConfChange['type'], nodeId: record.nodeId as number };
+  return record.context === undefined ? change : { ...change, context: record.context };
 }

@@ -34,6 +34,8 @@ export interface ConfState {
 export interface ConfChange {
   readonly type: 'addNode' | 'addLearner' | 'removeNode';
   readonly nodeId: number;
+  /** Opaque to Raft: the layers above carry e.g. the member's address here. */
+  readonly context?: string;
 }
 
 export interface SnapshotMetadata {
