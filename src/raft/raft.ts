@@ -55,7 +55,9 @@ export class Raft {
       this.term = hardState.term;
       this.vote = hardState.vote;
     }
-    if (this.config.applied !== undefined && this.config.applied > this.log.applied) this.log.appliedTo(this.config.applied);
+    // The snapshot's state is applied by definition, even when entries before it are still kept.
+    const applied = this.config.applied ?? this.config.storage.snapshot().metadata.index;
+    if (applied > this.log.applied) this.log.appliedTo(applied);
     this.becomeFollower(this.term, NONE);
   }
 

@@ -12,14 +12,19 @@ export class CutoverError extends Error {
   }
 }
 
-/** The receiver is not the leader. `leaderId` is the leader it knows of, or 0 when none. */
+/**
+ * The receiver is not the leader. `leaderId` is the leader it knows of, or 0 when none, and
+ * `leaderAddress` its address when known (clients follow it).
+ */
 export class NotLeaderError extends CutoverError {
   override readonly name = 'NotLeaderError';
   readonly leaderId: number;
+  readonly leaderAddress: string | undefined;
 
-  constructor(leaderId: number, message = leaderId === 0 ? 'not the leader; no leader known' : `not the leader; leader is ${leaderId}`) {
-    super('NOT_LEADER', message);
+  constructor(leaderId: number, message?: string, leaderAddress?: string) {
+    super('NOT_LEADER', message ?? (leaderId === 0 ? 'not the leader; no leader known' : `not the leader; leader is ${leaderId}`));
     this.leaderId = leaderId;
+    this.leaderAddress = leaderAddress;
   }
 }
 

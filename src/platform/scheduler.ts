@@ -1,0 +1,16 @@
+/**
+ * The real `Clock`: monotonic time and timers from the Node.js event loop. Only `src/platform/`
+ * touches real timers; everything else is handed a Clock so the simulator can replace it.
+ */
+import type { Clock } from '../util/clock.ts';
+import { monotonicClock } from './clock.ts';
+
+export const realClock: Clock = {
+  nowMs: () => monotonicClock.nowMs(),
+  schedule(delayMs: number, fn: () => void): () => void {
+    const handle = setTimeout(fn, Math.max(0, delayMs));
+    // Timers never keep the process alive on their own: shutdown is explicit.
+    handle.unref();
+    return () => clearTimeout(handle);
+  },
+};

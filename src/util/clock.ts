@@ -1,0 +1,10 @@
+/**
+ * Time as the layers above `src/raft` see it: injected, so that the simulator can run a whole
+ * node on simulated time. The real implementation is in `src/platform/`.
+ */
+export interface Clock {
+  /** Monotonic milliseconds since an arbitrary origin. */
+  nowMs(): number;
+  /** Runs `fn` once after `delayMs`; returns a function that cancels it (idempotent). */
+  schedule(delayMs: number, fn: () => void): () => void;
+}
