@@ -142,8 +142,10 @@ export class CutoverNode {
     this.cancelTick?.();
     await this.driving;
     const error = new NodeStoppedError();
-    for (const p of this.proposals.values()) (p.cancelTimer(), p.reject(error));
-    for (const r of this.reads.values()) (r.cancelTimer(), r.reject(error));
+    for (const pending of [...this.proposals.values(), ...this.reads.values()]) {
+      pending.cancelTimer();
+      pending.reject(error);
+    }
     this.proposals.clear();
     this.reads.clear();
     await this.options.transport.stop();

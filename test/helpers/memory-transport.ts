@@ -14,7 +14,11 @@ export class MemoryHub {
   }
 
   isolate(id: number): void {
-    for (const other of this.transports.keys()) if (other !== id) (this.cut.add(`${id}->${other}`), this.cut.add(`${other}->${id}`));
+    for (const other of this.transports.keys()) {
+      if (other === id) continue;
+      this.cut.add(`${id}->${other}`);
+      this.cut.add(`${other}->${id}`);
+    }
   }
 
   heal(): void {
