@@ -1,0 +1,35 @@
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import * as protoLoader from '@grpc/proto-loader';
+
+const require = createRequire(import.meta.url);
+/** The repository's proto/ directory. */
+export const PROTO_ROOT = fileURLToPath(new URL('../../proto/', import.meta.url));
+
+/** Every option set explicitly: proto-loader's defaults are not ours to rely on. */
+export const LOADER_OPTIONS: protoLoader.Options = {
+  keepCase: true,
+  longs: Number,
+  enums: String,
+  bytes: Buffer,
+  defaults: true,
+  arrays: true,
+  objects: false,
+  oneofs: true,
+  includeDirs: [PROTO_ROOT],
+};
+
+const MANAGEMENT_FILES = ['cutover/v1/kv.proto', 'cutover/v1/cluster.proto'];
+
+/** Files of the standard services we serve, so reflection lists them too. */
+function standardFiles(): string[] {
+  const health = path.join(path.dirname(require.resolve('grpc-health-check/package.json')), 'proto/health/v1/health.proto');
+  const reflectionRoot = path.join(path.dirname(require.resolve('@grpc/reflection/package.json')), 'build/proto');
+  return [health, path.join(reflectionRoot, 'grpc/reflection/v1/reflection.proto'), path.join(reflectionRoot, 'grpc/reflection/v1alpha/reflection.proto')];
+}
+
+/** The management API plus health and reflection, as one package definition for reflection. */
+export function loadManagementDefinition(): protoLoader.PackageDefinition {
+  return protoLoader.loadSync([...MANAGEMENT_FILES.map((f) => path.join(PROTO_ROOT, f)), ...standardFiles()], LOADER_OPTIONS);
+}

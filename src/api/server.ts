@@ -1,0 +1,38 @@
+import * as grpc from '@grpc/grpc-js';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation } from 'grpc-health-check';
+import type { CutoverNode } from '../node/node.ts';
+import { clusterService } from './cluster-service.ts';
+import { kvService, type KvServiceOptions } from './kv-service.ts';
+import { loadManagementDefinition } from './protos.ts';
+
+interface ServiceHolder {
+  service: grpc.ServiceDefinition;
+}
+
+function serviceOf(definition: grpc.GrpcObject, name: string): grpc.ServiceDefinition {
+  const holder = name.split('.').reduce<unknown>((obj, part) => (obj as Record<string, unknown>)[part], definition) as ServiceHolder | undefined;
+  if (holder?.service === undefined) throw new Error(`service ${name} not found in the proto definition`);
+  return holder.service;
+}
+
+/**
+ * Adds the management API (KV, Cluster), grpc.health.v1 and server reflection (v1 and v1alpha)
+ * to `server`. Health reports SERVING once the node knows a leader, NOT_SERVING otherwise.
+ * Returns a function that detaches the health updates.
+ */
+export function addManagementApi(server: grpc.Server, node: CutoverNode, options: KvServiceOptions): () => void {
+  const packageDefinition = loadManagementDefinition();
+  const definition = grpc.loadPackageDefinition(packageDefinition);
+  server.addService(serviceOf(definition, 'cutover.v1.KV'), kvService(node, options));
+  server.addService(serviceOf(definition, 'cutover.v1.Cluster'), clusterService(node));
+  const health = new HealthImplementation({ '': 'NOT_SERVING', 'cutover.v1.KV': 'NOT_SERVING', 'cutover.v1.Cluster': 'NOT_SERVING' });
+  health.addToServer(server);
+  new ReflectionService(packageDefinition).addToServer(server);
+  const update = (leader: number): void => {
+    const state = leader === 0 ? 'NOT_SERVING' : 'SERVING';
+    for (const service of ['', 'cutover.v1.KV', 'cutover.v1.Cluster']) health.setStatus(service, state);
+  };
+  update(node.leaderInfo().id);
+  return node.onLeaderChange((leader) => update(leader));
+}
