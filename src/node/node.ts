@@ -1,5 +1,5 @@
 import { RawNode, decodeConfChange, type ConfChange, type ConfState, type Entry, type Message, type Ready, type Snapshot, type Status, type WritableRaftStorage } from '../raft/index.ts';
-import { KvStore, type ApplyOutcome, type Command, type CommandResult, type KeyValue, type KvStoreOptions, type WatchListener, validateRequest } from '../kv/index.ts';
+import { KvStore, type ApplyOutcome, type Command, type CommandResult, type KeyValue, type KvStoreOptions, type Request, type WatchListener, validateRequest } from '../kv/index.ts';
 import type { PeerTransport } from '../transport/transport.ts';
 import { assert } from '../util/assert.ts';
 import type { Clock } from '../util/clock.ts';
@@ -30,7 +30,7 @@ export interface NodeOptions {
   readonly settings?: Partial<NodeSettings>;
   readonly kv?: KvStoreOptions;
   /** Sends a write to the leader when this node is a follower (the composition root wires it). */
-  readonly forward?: (leader: number, request: { clientId: number; sequence: number; command: Command }) => Promise<CommandResult>;
+  readonly forward?: (leader: number, request: Request) => Promise<CommandResult>;
 }
 
 /** The node is shutting down or stopped. */
@@ -160,11 +160,12 @@ export class CutoverNode {
    * the leader when `forward` is wired, else fails with NOT_LEADER (with the leader's id and
    * address). Other failures: PROPOSAL_DROPPED, TIMEOUT, NODE_STOPPED, or the command's own code.
    */
-  async propose(command: Command, identity: { clientId: number; sequence: number } = { clientId: 0, sequence: 0 }): Promise<CommandResult> {
+  async propose(command: Command, identity: { clientId: number; sequence: number } = { clientId: 0, sequence: 0 }, options: { forward?: boolean } = {}): Promise<CommandResult> {
     const request = { ...identity, command };
     validateRequest(request);
     this.checkRunning();
-    if (this.raft.status().role !== 'leader' && this.options.forward !== undefined && this.leader !== 0) {
+    const mayForward = options.forward !== false && this.options.forward !== undefined;
+    if (mayForward && this.leader !== 0 && this.leader !== this.id && this.raft.status().role !== 'leader') {
       return this.options.forward(this.leader, request);
     }
     const outcome = (await this.proposeEntry(() => this.raft.propose(encodeRequest(request)))) as ApplyOutcome;

@@ -107,7 +107,7 @@ test('health is SERVING once a leader is known; reflection lists every service',
   };
   const stream = reflection.ServerReflectionInfo();
   const names = await new Promise<string[]>((resolve, reject) => {
-    stream.on('data', (r) => resolve((r.list_services_response?.service ?? []).map((s) => s.name)));
+    stream.on('data', (r) => resolve((r.list_services_response?.service ?? []).map((s: { name: string }) => s.name)));
     stream.on('error', reject);
     stream.write({ list_services: '' });
   });
