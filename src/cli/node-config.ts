@@ -1,0 +1,115 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { resolveNodeSettings, type NodeSettings } from '../node/config.ts';
+import type { Member } from '../node/node.ts';
+import { CutoverError, InvalidArgumentError } from '../util/errors.ts';
+
+/** Everything `cutover node` needs, after merging file, environment and flags (in that order). */
+export interface NodeConfig {
+  readonly id: number;
+  readonly dataDir: string;
+  /** host:port serving the peer transport and the management API. */
+  readonly listen: string;
+  /** The initial voters, this node included. */
+  readonly peers: readonly Member[];
+  /** host:port of the HTTP /metrics, /healthz, /readyz endpoint; empty = off. */
+  readonly metricsListen: string;
+  readonly logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+  /** Forward writes that reach a follower to the leader (else answer NOT_LEADER). */
+  readonly forwardWrites: boolean;
+  readonly settings: NodeSettings;
+}
+
+/** Raw settings as they come from any source, before validation. */
+export type RawNodeConfig = Partial<Record<'id' | 'dataDir' | 'listen' | 'peers' | 'metricsListen' | 'logLevel' | 'forwardWrites', unknown>> & { settings?: unknown };
+
+const ENV: Record<string, keyof RawNodeConfig> = {
+  CUTOVER_ID: 'id',
+  CUTOVER_DATA_DIR: 'dataDir',
+  CUTOVER_LISTEN: 'listen',
+  CUTOVER_PEERS: 'peers',
+  CUTOVER_METRICS_LISTEN: 'metricsListen',
+  CUTOVER_LOG_LEVEL: 'logLevel',
+  CUTOVER_FORWARD_WRITES: 'forwardWrites',
+};
+const LOG_LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
+const HOST_PORT = /^(\[[0-9a-fA-F:]+\]|[^\s:/]+):(\d{1,5})$/;
+
+/** Reads a JSON or YAML config file (by extension; YAML otherwise). */
+export function readConfigFile(file: string): RawNodeConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (cause) {
+    throw new CutoverError('CONFIG_UNREADABLE', `cannot read config file ${file}: ${(cause as Error).message}`, { cause });
+  }
+  try {
+    const parsed: unknown = path.extname(file) === '.json' ? JSON.parse(text) : parseYaml(text);
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('the top level must be a mapping');
+    return parsed as RawNodeConfig;
+  } catch (cause) {
+    throw new CutoverError('CONFIG_INVALID', `config file ${file} is not valid: ${(cause as Error).message}`, { cause });
+  }
+}
+
+/** The settings found in CUTOVER_* environment variables. */
+export function configFromEnv(env: NodeJS.ProcessEnv): RawNodeConfig {
+  const raw: Record<string, unknown> = {};
+  for (const [name, key] of Object.entries(ENV)) if (env[name] !== undefined && env[name] !== '') raw[key] = env[name];
+  return raw;
+}
+
+function checkHostPort(field: string, value: unknown): string {
+  if (typeof value !== 'string' || !HOST_PORT.test(value)) throw new InvalidArgumentError(field, `must be host:port, got ${JSON.stringify(value)}`);
+  const port = Number(HOST_PORT.exec(value)![2]);
+  if (port > 65535) throw new InvalidArgumentError(field, `port ${port} is out of range`);
+  return value;
+}
+
+function checkId(field: string, value: unknown): number {
+  const id = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0) throw new InvalidArgumentError(field, `must be a positive integer, got ${JSON.stringify(value)}`);
+  return id;
+}
+
+/** Parses `1=host:port,2=host:port` (or a list of {id, address}). */
+export function parsePeers(value: unknown): Member[] {
+  const items = typeof value === 'string' ? value.split(',').filter((s) => s.trim() !== '') : value;
+  if (!Array.isArray(items) || items.length === 0) throw new InvalidArgumentError('peers', 'must list the initial members as id=host:port,…');
+  const peers = items.map((item: unknown, i) => {
+    if (typeof item === 'string') {
+      const [id, address, ...rest] = item.trim().split('=');
+      if (rest.length > 0 || address === undefined) throw new InvalidArgumentError(`peers[${i}]`, `must be id=host:port, got "${item}"`);
+      return { id: checkId(`peers[${i}].id`, id), address: checkHostPort(`peers[${i}].address`, address) };
+    }
+    const record = item as { id?: unknown; address?: unknown };
+    return { id: checkId(`peers[${i}].id`, record.id), address: checkHostPort(`peers[${i}].address`, record.address) };
+  });
+  if (new Set(peers.map((p) => p.id)).size !== peers.length) throw new InvalidArgumentError('peers', 'lists the same id twice');
+  return peers;
+}
+
+function checkBoolean(field: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value === 'boolean') return value;
+  if (value === 'true' || value === '1') return true;
+  if (value === 'false' || value === '0') return false;
+  throw new InvalidArgumentError(field, `must be true or false, got ${JSON.stringify(value)}`);
+}
+
+/** Merges sources (later wins) and validates; errors name the setting. */
+export function resolveNodeConfig(...sources: RawNodeConfig[]): NodeConfig {
+  const raw: RawNodeConfig = Object.assign({}, ...sources.map((s) => Object.fromEntries(Object.entries(s).filter(([, v]) => v !== undefined))));
+  const id = checkId('id', raw.id);
+  if (typeof raw.dataDir !== 'string' || raw.dataDir === '') throw new InvalidArgumentError('dataDir', 'must be a directory path');
+  const listen = checkHostPort('listen', raw.listen);
+  const peers = raw.peers === undefined ? [{ id, address: listen }] : parsePeers(raw.peers);
+  if (!peers.some((p) => p.id === id)) throw new InvalidArgumentError('peers', `must include this node (id ${id})`);
+  const metricsListen = raw.metricsListen === undefined || raw.metricsListen === '' ? '' : checkHostPort('metricsListen', raw.metricsListen);
+  const logLevel = raw.logLevel ?? 'info';
+  if (typeof logLevel !== 'string' || !LOG_LEVELS.has(logLevel)) throw new InvalidArgumentError('logLevel', `must be one of ${[...LOG_LEVELS].join(', ')}`);
+  if (raw.settings !== undefined && (typeof raw.settings !== 'object' || raw.settings === null)) throw new InvalidArgumentError('settings', 'must be a mapping of node settings');
+  const settings = resolveNodeSettings((raw.settings ?? {}) as Partial<NodeSettings>);
+  return { id, dataDir: raw.dataDir, listen, peers, metricsListen, logLevel: logLevel as NodeConfig['logLevel'], forwardWrites: checkBoolean('forwardWrites', raw.forwardWrites, true), settings };
+}
