@@ -29,6 +29,11 @@ export default tseslint.config(
     },
   },
   {
+    // Plain Node.js scripts (the test runner, the bin shim).
+    files: ['scripts/**/*.mjs', 'bin/**/*.js'],
+    languageOptions: { globals: { console: 'readonly', process: 'readonly' } },
+  },
+  {
     files: ['src/**/*.ts'],
     rules: { '@typescript-eslint/no-explicit-any': 'error' },
   },

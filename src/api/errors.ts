@@ -24,6 +24,13 @@ export const STATUS_BY_CODE: Readonly<Record<string, status>> = {
   SNAPSHOT_CORRUPT: status.DATA_LOSS,
   STORAGE_CORRUPT: status.DATA_LOSS,
   CONF_CHANGE_CORRUPT: status.DATA_LOSS,
+  STORAGE_OPEN_FAILED: status.UNAVAILABLE,
+  STORAGE_WRITE_FAILED: status.UNAVAILABLE,
+  STORAGE_CLOSED: status.UNAVAILABLE,
+  STORAGE_NOT_EMPTY: status.FAILED_PRECONDITION,
+  // Errors of a forwarded call that carried no code of ours.
+  UNAVAILABLE: status.UNAVAILABLE,
+  RPC_FAILED: status.UNAVAILABLE,
 };
 
 /** Metadata keys that carry our error code and the leader hint. */

@@ -8,6 +8,7 @@ import { CutoverError, NotLeaderError } from '../util/errors.ts';
 import { fromServiceError } from './errors.ts';
 import { unary } from './kv-service.ts';
 import { LOADER_OPTIONS, PROTO_ROOT } from './protos.ts';
+import { deadlineIn } from '../platform/wall-clock.ts';
 
 interface ForwardClient extends grpc.Client {
   Propose(request: { request: Buffer }, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response: { result: Buffer }) => void): void;
@@ -38,15 +39,17 @@ export class Forwarder {
   constructor(
     private readonly addressOf: (id: number) => string | undefined,
     private readonly deadlineMs: number,
-    private readonly nowMs: () => number,
   ) {}
 
   async forward(leader: number, request: Request): Promise<CommandResult> {
     const address = this.addressOf(leader);
     if (address === undefined) throw new NotLeaderError(leader, `not the leader; the address of leader ${leader} is unknown`);
     const client = this.client(address);
+    const deadline = deadlineIn(this.deadlineMs);
+    // Wait for the channel (bounded by the deadline) rather than fail fast while it connects.
+    await new Promise<void>((resolve, reject) => client.waitForReady(deadline, (error) => (error ? reject(new CutoverError('UNAVAILABLE', `leader ${leader} at ${address} is unreachable: ${error.message}`)) : resolve())));
     return new Promise((resolve, reject) => {
-      client.Propose({ request: Buffer.from(encodeRequest(request)) }, { deadline: this.nowMs() + this.deadlineMs }, (error, response) => {
+      client.Propose({ request: Buffer.from(encodeRequest(request)) }, { deadline }, (error, response) => {
         if (error) reject(fromServiceError(error));
         else {
           try {
@@ -62,7 +65,9 @@ export class Forwarder {
   private client(address: string): ForwardClient {
     let client = this.clients.get(address);
     if (client === undefined) {
-      client = new definition.cutover.peer.v1.Forward(address, grpc.credentials.createInsecure()) as unknown as ForwardClient;
+      // A leader that restarts must be reachable again within an election or two, not after gRPC's
+      // default back-off of up to 120 s.
+      client = new definition.cutover.peer.v1.Forward(address, grpc.credentials.createInsecure(), { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1000 }) as unknown as ForwardClient;
       this.clients.set(address, client);
     }
     return client;

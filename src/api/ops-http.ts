@@ -9,15 +9,22 @@ export interface OpsSources {
   readonly peerQueueDepth: () => ReadonlyMap<number, number>;
 }
 
-/** Prometheus metrics of one node; `observeSyncWrite` is fed by the storage's sync hook. */
+/**
+ * Prometheus metrics of one node. `observeSyncWrite` is fed by the storage's sync hook, which
+ * exists before the node does; `attach` adds the gauges read from the node and transport.
+ */
 export class NodeMetrics {
   readonly registry = new Registry();
   private readonly syncWrite: Histogram;
 
-  constructor(sources: OpsSources) {
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+    this.syncWrite = new Histogram({ name: 'cutover_storage_sync_write_seconds', help: 'Latency of synced storage batches', buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1], registers: [this.registry] });
+  }
+
+  attach(sources: OpsSources): void {
     const { node } = sources;
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry });
     const status = () => node.status();
     new Gauge({ name: 'cutover_raft_term', help: 'Current Raft term', registers, collect() { this.set(status().term); } });
     new Gauge({ name: 'cutover_raft_is_leader', help: '1 when this node is the leader', registers, collect() { this.set(status().role === 'leader' ? 1 : 0); } });
@@ -37,7 +44,6 @@ export class NodeMetrics {
         for (const [peer, depth] of sources.peerQueueDepth()) this.set({ peer: String(peer) }, depth);
       },
     });
-    this.syncWrite = new Histogram({ name: 'cutover_storage_sync_write_seconds', help: 'Latency of synced storage batches', buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1], registers });
   }
 
   observeSyncWrite(durationMs: number): void {

@@ -8,9 +8,8 @@ import { monotonicClock } from './clock.ts';
 export const realClock: Clock = {
   nowMs: () => monotonicClock.nowMs(),
   schedule(delayMs: number, fn: () => void): () => void {
+    // Like setTimeout, a pending timer keeps the process alive; owners cancel theirs on stop.
     const handle = setTimeout(fn, Math.max(0, delayMs));
-    // Timers never keep the process alive on their own: shutdown is explicit.
-    handle.unref();
     return () => clearTimeout(handle);
   },
 };

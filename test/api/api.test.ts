@@ -22,7 +22,7 @@ async function startCluster(t: { teardown: (fn: () => Promise<void>) => void }, 
   const random = new SeededRandom(7);
   const ids = Array.from({ length: size }, (_, i) => i + 1);
   const servers: { node: CutoverNode; server: grpc.Server; address: string }[] = [];
-  for (const id of ids) {
+  for (let i = 0; i < size; i++) {
     const server = new grpc.Server();
     const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
     servers.push({ node: undefined as unknown as CutoverNode, server, address: `127.0.0.1:${port}` });

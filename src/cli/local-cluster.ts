@@ -1,0 +1,106 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, openSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import { loadManagementDefinition } from '../api/protos.ts';
+import { realClock } from '../platform/scheduler.ts';
+import { deadlineIn } from '../platform/wall-clock.ts';
+
+export interface LocalClusterOptions {
+  readonly size: number;
+  readonly dataRoot: string;
+  /** First API/peer port; node i listens on basePort + i - 1, metrics on metricsBasePort + i - 1. */
+  readonly basePort: number;
+  readonly metricsBasePort: number;
+  readonly host: string;
+  readonly logLevel: string;
+}
+
+const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => realClock.schedule(ms, resolve));
+}
+
+interface StatusClient extends grpc.Client {
+  Status(request: object, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response: { leader_id: number; term: number }) => void): void;
+}
+
+function statusOf(client: StatusClient): Promise<{ leader_id: number; term: number } | undefined> {
+  return new Promise((resolve) => client.Status({}, { deadline: deadlineIn(1000) }, (error, response) => resolve(error ? undefined : response)));
+}
+
+/**
+ * The main command: starts `size` `cutover node` processes on loopback with data under
+ * `dataRoot` and a log file per node, waits for a leader, prints how to use the cluster, and
+ * stops every node cleanly on Ctrl-C. Running it again restarts on the same data.
+ */
+export async function runLocalCluster(options: LocalClusterOptions): Promise<void> {
+  const ids = Array.from({ length: options.size }, (_, i) => i + 1);
+  const address = (id: number) => `${options.host}:${options.basePort + id - 1}`;
+  const peers = ids.map((id) => `${id}=${address(id)}`).join(',');
+  mkdirSync(options.dataRoot, { recursive: true });
+  const children = new Map<number, ChildProcess>();
+  for (const id of ids) {
+    const log = openSync(path.join(options.dataRoot, `node-${id}.log`), 'a');
+    const args = ['--import', 'tsx', MAIN, 'node', '--id', String(id), '--data-dir', path.join(options.dataRoot, `node-${id}`), '--listen', address(id), '--peers', peers, '--metrics-listen', `${options.host}:${options.metricsBasePort + id - 1}`, '--log-level', options.logLevel];
+    // stdin is a pipe the node watches: if this launcher dies without stopping it, the node exits.
+    const child = spawn(process.execPath, args, { stdio: ['pipe', log, log], env: { ...process.env, CUTOVER_EXIT_WITH_PARENT: '1' } });
+    children.set(id, child);
+    child.on('exit', (code, signal) => {
+      children.delete(id);
+      if (!stopping) console.error(`node ${id} exited (${signal ?? `code ${code}`}); see ${path.join(options.dataRoot, `node-${id}.log`)}`);
+    });
+  }
+  let stopping = false;
+  const stop = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    console.log('\nstopping the cluster…');
+    for (const child of children.values()) child.kill('SIGTERM');
+    for (let i = 0; i < 100 && children.size > 0; i++) await sleep(100);
+    for (const child of children.values()) child.kill('SIGKILL');
+    console.log('stopped; data kept in', options.dataRoot);
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop());
+  process.on('SIGTERM', () => void stop());
+  const leader = await waitForLeader(ids.map(address));
+  if (leader === undefined) {
+    console.error(`no leader after 30 s; the logs are in ${options.dataRoot}/node-*.log`);
+    await stop();
+    return;
+  }
+  printWelcome(options, ids, address, leader);
+}
+
+async function waitForLeader(addresses: string[]): Promise<{ id: number; term: number } | undefined> {
+  const definition = grpc.loadPackageDefinition(loadManagementDefinition()) as unknown as { cutover: { v1: { Cluster: grpc.ServiceClientConstructor } } };
+  const clients = addresses.map((a) => new definition.cutover.v1.Cluster(a, grpc.credentials.createInsecure()) as unknown as StatusClient);
+  try {
+    for (let attempt = 0; attempt < 300; attempt++) {
+      for (const client of clients) {
+        const s = await statusOf(client);
+        if (s !== undefined && s.leader_id !== 0) return { id: s.leader_id, term: s.term };
+      }
+      await sleep(100);
+    }
+    return undefined;
+  } finally {
+    for (const c of clients) c.close();
+  }
+}
+
+function printWelcome(options: LocalClusterOptions, ids: number[], address: (id: number) => string, leader: { id: number; term: number }): void {
+  console.log(`Cutover local cluster: ${ids.length} nodes on ${options.host}, data in ${options.dataRoot}\n`);
+  for (const id of ids) {
+    console.log(`  node ${id}  api+peer ${address(id)}  metrics http://${options.host}:${options.metricsBasePort + id - 1}/metrics${id === leader.id ? '   <- leader' : ''}`);
+  }
+  console.log(`\nLeader: node ${leader.id} (term ${leader.term}). Logs: ${options.dataRoot}/node-<id>.log`);
+  console.log('\nTry it (any reflection-capable gRPC client works):');
+  console.log(`  npx @bufbuild/buf curl --protocol grpc --http2-prior-knowledge --list-services http://${address(1)}`);
+  console.log(`  npx @bufbuild/buf curl --protocol grpc --http2-prior-knowledge -d '{"key":"hello","value":"world"}' http://${address(1)}/cutover.v1.KV/Put`);
+  console.log(`  npx @bufbuild/buf curl --protocol grpc --http2-prior-knowledge -d '{"key":"hello"}' http://${address(ids.length)}/cutover.v1.KV/Get`);
+  console.log('\nCtrl-C stops every node; running this again restarts on the same data.');
+}

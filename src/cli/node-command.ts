@@ -1,0 +1,82 @@
+import { randomInt } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import { pino } from 'pino';
+import { addForwardService, Forwarder } from '../api/forward.ts';
+import { NodeMetrics, startOpsHttp } from '../api/ops-http.ts';
+import { addManagementApi } from '../api/server.ts';
+import { CutoverNode } from '../node/node.ts';
+import { realClock } from '../platform/scheduler.ts';
+import { LevelRaftStorage } from '../storage/index.ts';
+import { GrpcTransport, peerServerChannelOptions, type TransportLimits, type TransportTimeouts } from '../transport/index.ts';
+import type { Logger } from '../util/logger.ts';
+import { SeededRandom } from '../util/random.ts';
+import type { NodeConfig } from './node-config.ts';
+
+const TRANSPORT_LIMITS: TransportLimits = {
+  sendQueueMessagesMax: 4096,
+  batchMessagesMax: 256,
+  messageBytesMax: 16 * 1024 * 1024,
+  snapshotChunkBytes: 1024 * 1024,
+  snapshotBytesMax: 1024 * 1024 * 1024,
+  inboundSnapshotsMax: 2,
+};
+const TRANSPORT_TIMEOUTS: TransportTimeouts = { snapshotSendMs: 60_000, stopGraceMs: 2000, keepaliveIntervalMs: 10_000, keepaliveTimeoutMs: 5000 };
+
+/**
+ * `cutover node`: opens the LevelDB storage, serves the peer transport, forwarding and the
+ * management API on one port, runs the node until SIGINT/SIGTERM, then shuts down in order
+ * (stop accepting, finish the current Ready, close the database).
+ */
+export async function runNode(config: NodeConfig): Promise<void> {
+  const logger = pino({ level: config.logLevel, base: { nodeId: config.id } }) as unknown as Logger;
+  const metrics = new NodeMetrics();
+  const storage = await LevelRaftStorage.open({ dataDir: config.dataDir, logger, onSyncWrite: (ms) => metrics.observeSyncWrite(ms) });
+  if (storage.isEmpty()) await storage.bootstrap({ voters: config.peers.map((p) => p.id), learners: [] });
+  const server = new grpc.Server({ ...peerServerChannelOptions({ limits: TRANSPORT_LIMITS, timeouts: TRANSPORT_TIMEOUTS }) });
+  // Each process draws a fresh seed for election jitter; the simulator seeds its own.
+  const random = new SeededRandom(randomInt(0, 2 ** 32));
+  const transport = new GrpcTransport({ nodeId: config.id, listen: { server }, clock: realClock, random: random.fork(), logger, limits: TRANSPORT_LIMITS, reconnect: { initialMs: 50, maxMs: 2000 }, timeouts: TRANSPORT_TIMEOUTS });
+  const forwarder = new Forwarder((id) => transport.address(id), config.settings.requestTimeoutMs);
+  const node = new CutoverNode({
+    id: config.id,
+    initialMembers: config.peers,
+    storage,
+    transport,
+    clock: realClock,
+    random,
+    logger,
+    settings: config.settings,
+    ...(config.forwardWrites ? { forward: (leader, request) => forwarder.forward(leader, request) } : {}),
+  });
+  addManagementApi(server, node, { watchBufferBytesMax: 8 * 1024 * 1024 });
+  addForwardService(server, node);
+  await bind(server, config.listen);
+  await node.start();
+  metrics.attach({ node, peerQueueDepth: () => new Map(transport.stats().peers.map((p) => [p.peer, p.queueDepth])) });
+  const ops = config.metricsListen === '' ? undefined : await startOpsHttp(config.metricsListen, metrics, node);
+  logger.info({ listen: config.listen, metrics: config.metricsListen, dataDir: config.dataDir }, 'cutover node serving');
+
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+    // Started by `cutover local`: stdin closes when the launcher goes away.
+    if (process.env.CUTOVER_EXIT_WITH_PARENT === '1') {
+      process.stdin.on('end', resolve);
+      process.stdin.on('close', resolve);
+      process.stdin.resume();
+    }
+  });
+  logger.info({}, 'shutting down');
+  ops?.close();
+  await node.stop();
+  forwarder.close();
+  await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+  await storage.close();
+  logger.info({}, 'stopped');
+}
+
+function bind(server: grpc.Server, listen: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (error, port) => (error ? reject(error) : resolve(port)));
+  });
+}
