@@ -1,37 +1,9 @@
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { CutoverError, NotLeaderError } from '../util/errors.ts';
+import { statusOfCode } from '../util/status-table.ts';
 
-/**
- * The one table from Cutover error codes to gRPC status codes. A code missing here maps to
- * INTERNAL, so adding an error without deciding its status is visible in tests.
- */
-export const STATUS_BY_CODE: Readonly<Record<string, status>> = {
-  INVALID_ARGUMENT: status.INVALID_ARGUMENT,
-  NOT_LEADER: status.FAILED_PRECONDITION,
-  PROPOSAL_DROPPED: status.UNAVAILABLE,
-  TIMEOUT: status.DEADLINE_EXCEEDED,
-  NODE_STOPPED: status.UNAVAILABLE,
-  OUTCOME_UNKNOWN: status.UNAVAILABLE,
-  REQUEST_STALE: status.FAILED_PRECONDITION,
-  WATCH_COMPACTED: status.OUT_OF_RANGE,
-  MEMBER_EXISTS: status.ALREADY_EXISTS,
-  MEMBER_NOT_FOUND: status.NOT_FOUND,
-  LAST_VOTER: status.FAILED_PRECONDITION,
-  LOG_COMPACTED: status.OUT_OF_RANGE,
-  LOG_UNAVAILABLE: status.OUT_OF_RANGE,
-  SNAPSHOT_OUT_OF_DATE: status.FAILED_PRECONDITION,
-  ENTRY_CORRUPT: status.DATA_LOSS,
-  SNAPSHOT_CORRUPT: status.DATA_LOSS,
-  STORAGE_CORRUPT: status.DATA_LOSS,
-  CONF_CHANGE_CORRUPT: status.DATA_LOSS,
-  STORAGE_OPEN_FAILED: status.UNAVAILABLE,
-  STORAGE_WRITE_FAILED: status.UNAVAILABLE,
-  STORAGE_CLOSED: status.UNAVAILABLE,
-  STORAGE_NOT_EMPTY: status.FAILED_PRECONDITION,
-  // Errors of a forwarded call that carried no code of ours.
-  UNAVAILABLE: status.UNAVAILABLE,
-  RPC_FAILED: status.UNAVAILABLE,
-};
+export { STATUS_BY_CODE } from '../util/status-table.ts';
+
 
 /** Metadata keys that carry our error code and the leader hint. */
 export const ERROR_CODE_KEY = 'cutover-error-code';
@@ -52,7 +24,7 @@ export function toServiceError(error: unknown): Partial<ServiceError> {
     metadata.set(LEADER_ID_KEY, String(error.leaderId));
     if (error.leaderAddress !== undefined) metadata.set(LEADER_ADDRESS_KEY, error.leaderAddress);
   }
-  return { code: STATUS_BY_CODE[error.code] ?? status.INTERNAL, details: error.message, metadata };
+  return { code: statusOfCode(error.code) as status, details: error.message, metadata };
 }
 
 /** The inverse, for our own clients: rebuilds a CutoverError from a gRPC error. */

@@ -20,7 +20,8 @@ export const LOADER_OPTIONS: protoLoader.Options = {
   includeDirs: [PROTO_ROOT],
 };
 
-const MANAGEMENT_FILES = ['cutover/v1/kv.proto', 'cutover/v1/cluster.proto'];
+// The peer services are listed too: one port serves them all, and reflection should say so.
+const MANAGEMENT_FILES = ['cutover/v1/kv.proto', 'cutover/v1/cluster.proto', 'cutover/peer/v1/raft.proto', 'cutover/peer/v1/forward.proto'];
 
 /** Files of the standard services we serve, so reflection lists them too. */
 function standardFiles(): string[] {

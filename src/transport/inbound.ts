@@ -8,6 +8,7 @@ import type { Message } from '../raft/index.ts';
 import { CutoverError } from '../util/errors.ts';
 import type { Logger } from '../util/logger.ts';
 import { decodeMessage, MalformedMessageError } from './codec.ts';
+import { statusOfCode } from '../util/status-table.ts';
 import { isLogWorthy } from './log-limit.ts';
 import type { TransportLimits } from './options.ts';
 import { SENDER_METADATA_KEY, type WireMessage, type WireMessageBatch, type WireSendAck, type WireSnapshotAck, type WireSnapshotChunk } from './proto.ts';
@@ -40,13 +41,6 @@ export interface InboundOptions {
   readonly deliver: (message: Message) => void;
 }
 
-// Our codes as gRPC status; the api layer's error table is the one place for codes it serves.
-const STATUS_OF_CODE: Readonly<Record<string, grpc.status>> = {
-  TRANSPORT_MALFORMED_MESSAGE: grpc.status.INVALID_ARGUMENT,
-  TRANSPORT_MISADDRESSED: grpc.status.FAILED_PRECONDITION,
-  TRANSPORT_SNAPSHOT_TOO_LARGE: grpc.status.RESOURCE_EXHAUSTED,
-  TRANSPORT_SNAPSHOT_CORRUPT: grpc.status.DATA_LOSS,
-};
 
 /** Implements the Raft service for one node; `close()` ends every open stream. */
 export class InboundService {
@@ -163,8 +157,7 @@ export class InboundService {
       step();
     } catch (error) {
       if (!(error instanceof CutoverError)) throw error;
-      const status = STATUS_OF_CODE[error.code];
-      if (status === undefined) throw error;
+      const status = statusOfCode(error.code) as grpc.status;
       this.stats.snapshotsRefused++;
       this.options.logger.warn({ code: error.code, err: error.message }, 'refused a snapshot');
       stream.finish({ code: status, details: `${error.code}: ${error.message}` });
