@@ -138,6 +138,7 @@ export class RaftLog {
   append(entries: readonly Entry[]): number {
     if (entries.length === 0) return this.lastIndex();
     assert(entries[0]!.index - 1 >= this.committed, `append at ${entries[0]!.index} would overwrite committed ${this.committed}`);
+    assert(entries[0]!.index <= this.lastIndex() + 1, `append at ${entries[0]!.index} would leave a gap after ${this.lastIndex()}`);
     this.unstable.truncateAndAppend(entries);
     return this.lastIndex();
   }

@@ -34,6 +34,12 @@ export class Inflights {
     this.sizes.splice(0, n);
   }
 
+  /** Frees the oldest slot: its message was probably lost (see the heartbeat response handler). */
+  freeFirstOne(): void {
+    const first = this.indexes[0];
+    if (first !== undefined) this.freeLE(first);
+  }
+
   full(): boolean {
     return this.indexes.length >= this.countMax || this.bytesTotal >= this.bytesMax;
   }

@@ -48,6 +48,9 @@ export class Raft {
     this.id = this.config.id;
     this.log = new RaftLog(this.config.storage, this.config.maxApplyBytesPerReady);
     const { hardState, confState } = this.config.storage.initialState();
+    // The initial membership lives in the bootstrap snapshot, not in the log, so a member started
+    // without one never learns it: once promoted it would count itself as the only voter.
+    if (confState.voters.length === 0) throw new InvalidArgumentError('storage', 'holds no membership; start a new member from storage bootstrapped with the membership it joins');
     this.applyConfState(confState);
     if (hardState.term > 0 || hardState.commit > 0) {
       assert(hardState.commit >= this.log.committed && hardState.commit <= this.log.lastIndex(), `hard state commit ${hardState.commit} outside the log [${this.log.committed}, ${this.log.lastIndex()}]`);
@@ -443,11 +446,15 @@ export class Raft {
     else this.send({ type: 'appResp', to: m.from, index: this.log.committed });
   }
 
-  /** Installs a leader's snapshot; false when it brings nothing new (or excludes us). */
+  /**
+   * Installs a leader's snapshot; false when it brings nothing new. The snapshot may predate our
+   * own addition (the leader's latest snapshot often does): we install it anyway and learn our
+   * membership from the entries after it. Until then we are in no configuration, so we cannot
+   * campaign (see promotable()).
+   */
   private restore(snapshot: Snapshot): boolean {
     const { index, term, confState } = snapshot.metadata;
     if (index <= this.log.committed) return false;
-    if (!confState.voters.includes(this.id) && !confState.learners.includes(this.id)) return false;
     if (this.log.matchTerm(index, term)) {
       // We already have the entry: just fast-forward the commit index.
       this.log.commitTo(index);
@@ -478,6 +485,10 @@ export class Raft {
     } else if (m.type === 'heartbeatResp') {
       pr.recentActive = true;
       pr.probeSent = false;
+      // A window filled by appends that were all lost would never drain: the follower answers
+      // heartbeats but has nothing else to answer. Free one slot so an append goes out; if the
+      // earlier ones were lost, its rejection sends the peer back to probe.
+      if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirstOne();
       if (pr.match < this.log.lastIndex()) this.sendAppend(m.from);
       if (m.context !== undefined) this.handleReadAck(m.from, m.context);
     }

@@ -135,7 +135,8 @@ export class RawNode {
       committedEntries,
       messages: r.msgs,
       readStates: r.readStates,
-      mustSync: entries.length > 0 || hardState.term !== this.prevHardState.term || hardState.vote !== this.prevHardState.vote,
+      // A snapshot replaces the log and is acknowledged to the leader, so it must be durable too.
+      mustSync: entries.length > 0 || snapshot !== undefined || hardState.term !== this.prevHardState.term || hardState.vote !== this.prevHardState.vote,
       ...(sameSoftState(softState, this.prevSoftState) ? {} : { softState }),
       ...(hardChanged ? { hardState } : {}),
       ...(snapshot !== undefined ? { snapshot } : {}),

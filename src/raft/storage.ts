@@ -42,7 +42,10 @@ export interface RaftStorage {
    * Throws `LogCompactedError` if lo < firstIndex(), `LogUnavailableError` if hi > lastIndex()+1.
    */
   entries(lo: number, hi: number, maxBytes: number): readonly Entry[];
-  /** The term of entry `index`, for index in [firstIndex()-1, lastIndex()]; throws outside it. */
+  /**
+   * The term of entry `index`, for index in [firstIndex()-1, lastIndex()]. Throws
+   * `LogCompactedError` below that range and `LogUnavailableError` above it.
+   */
   term(index: number): number;
   firstIndex(): number;
   lastIndex(): number;
@@ -59,8 +62,11 @@ export interface StorageUpdate {
 
 /**
  * Storage the driver writes to. `save` persists one Ready as a single atomic write: the snapshot
- * (if any) first, then the entries (which replace any conflicting suffix), then the hard state.
- * When `save` settles the write is durable.
+ * (if any) first, replacing the whole log; then the entries, which replace any suffix from their
+ * first index on (entries at or below the snapshot index are ignored); then the hard state.
+ * When `save` settles the write is durable. A snapshot no newer than the current one fails
+ * with `SnapshotOutOfDateError` and changes nothing. The test suite in
+ * test/raft/storage-contract.ts pins this contract down.
  */
 export interface WritableRaftStorage extends RaftStorage {
   save(update: StorageUpdate): void | Promise<void>;
@@ -80,7 +86,11 @@ export class MemoryStorage implements WritableRaftStorage {
   private snap: Snapshot = EMPTY_SNAPSHOT;
   private ents: Entry[] = [{ term: 0, index: 0, type: 'normal', data: new Uint8Array(0) }];
 
-  /** Builds a storage whose membership is `voters` (used to bootstrap a new cluster). */
+  /**
+   * Builds a storage whose membership is `voters` and `learners`: a new cluster's, or the one a
+   * new member joins (it then replays the log's membership changes on top). The membership is
+   * held in a snapshot at index 0, which is never sent to peers, so every member needs one.
+   */
   static bootstrap(voters: readonly number[], learners: readonly number[] = []): MemoryStorage {
     const storage = new MemoryStorage();
     storage.snap = { metadata: { index: 0, term: 0, confState: { voters: [...voters], learners: [...learners] } }, data: new Uint8Array(0) };

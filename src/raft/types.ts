@@ -121,7 +121,7 @@ export interface Ready {
   readonly committedEntries: readonly Entry[];
   readonly messages: readonly Message[];
   readonly readStates: readonly ReadState[];
-  /** True when step 1 must be a synced write (entries, term or vote changed). */
+  /** True when step 1 must be a synced write (snapshot, entries, term or vote changed). */
   readonly mustSync: boolean;
 }
 

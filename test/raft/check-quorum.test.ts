@@ -1,0 +1,94 @@
+/**
+ * Check-quorum and leader stickiness (Ongaro's thesis §6.2 and §9.6): a leader that cannot reach
+ * a quorum steps down, and a follower that hears from a live leader ignores vote requests, except
+ * those of a leader-transfer campaign.
+ */
+import test from 'ava';
+import { TestNetwork, msg } from './harness.ts';
+
+const ELECTION_TICKS = 10;
+
+function ticks(net: TestNetwork, id: number, n: number): void {
+  for (let i = 0; i < n; i++) net.peer(id).node.tick();
+}
+
+test('a leader that hears from no quorum for an election timeout steps down', (t) => {
+  const net = new TestNetwork([1, 2, 3], { checkQuorum: true, electionTicks: ELECTION_TICKS });
+  net.elect(1);
+  net.tick(3 * ELECTION_TICKS);
+  t.is(net.peer(1).node.status().role, 'leader', 'a leader that hears from its followers stays');
+  net.isolate(1);
+  // The first check may still count the acks of the round before the partition.
+  net.tick(2 * ELECTION_TICKS, [1]);
+  t.like(net.peer(1).node.status(), { role: 'follower', leader: 0 });
+});
+
+test('a leader with one of two followers still has a quorum and stays', (t) => {
+  const net = new TestNetwork([1, 2, 3], { checkQuorum: true, electionTicks: ELECTION_TICKS });
+  net.elect(1);
+  net.isolate(3);
+  net.tick(5 * ELECTION_TICKS, [1, 2]);
+  t.is(net.peer(1).node.status().role, 'leader');
+});
+
+test('without check-quorum an isolated leader never steps down (the check can fail)', (t) => {
+  const net = new TestNetwork([1, 2, 3], { checkQuorum: false, electionTicks: ELECTION_TICKS });
+  net.elect(1);
+  net.isolate(1);
+  net.tick(5 * ELECTION_TICKS, [1]);
+  t.is(net.peer(1).node.status().role, 'leader');
+});
+
+test('stickiness: a follower that heard from the leader within the election timeout ignores a higher-term vote', (t) => {
+  const net = new TestNetwork([1, 2, 3], { checkQuorum: true, preVote: false, electionTicks: ELECTION_TICKS });
+  net.elect(1);
+  const term = net.peer(2).node.status().term;
+  for (const type of ['vote', 'preVote'] as const) {
+    net.peer(2).node.step(msg({ type, from: 3, to: 2, term: term + 1, index: 10, logTerm: term }));
+    t.deepEqual(net.take(2), [], `${type} ignored`);
+    t.like(net.peer(2).node.status(), { term, leader: 1 });
+  }
+});
+
+test('stickiness: once the election timeout passes without the leader, the vote is honoured', (t) => {
+  const net = new TestNetwork([1, 2, 3], { checkQuorum: true, preVote: false, electionTicks: ELECTION_TICKS });
+  net.elect(1);
+  const term = net.peer(2).node.status().term;
+  // Peer 2's randomized timeout is at least electionTicks, so it has not campaigned yet.
+  ticks(net, 2, ELECTION_TICKS);
+  net.take(2);
+  if (net.peer(2).node.status().role !== 'follower') return t.fail('peer 2 campaigned early');
+  net.peer(2).node.step(msg({ type: 'vote', from: 3, to: 2, term: term + 1, index: 10, logTerm: term }));
+  t.like(net.take(2)[0], { type: 'voteResp', to: 3, term: term + 1, reject: false });
+});
+
+test('stickiness: a leader-transfer campaign is honoured even within the lease', (t) => {
+  const net = new TestNetwork([1, 2, 3], { checkQuorum: true, preVote: false, electionTicks: ELECTION_TICKS });
+  net.elect(1);
+  const term = net.peer(2).node.status().term;
+  net.peer(2).node.step(msg({ type: 'vote', from: 3, to: 2, term: term + 1, index: 10, logTerm: term, context: 'transfer' }));
+  t.like(net.take(2)[0], { type: 'voteResp', to: 3, term: term + 1, reject: false });
+});
+
+test('without check-quorum a follower votes for a higher term at once (no stickiness)', (t) => {
+  const net = new TestNetwork([1, 2, 3], { checkQuorum: false, preVote: false, electionTicks: ELECTION_TICKS });
+  net.elect(1);
+  const term = net.peer(2).node.status().term;
+  net.peer(2).node.step(msg({ type: 'vote', from: 3, to: 2, term: term + 1, index: 10, logTerm: term }));
+  t.like(net.take(2)[0], { type: 'voteResp', to: 3, reject: false });
+});
+
+test('a stale leader back from a partition learns the new term from a follower and steps down', (t) => {
+  const net = new TestNetwork([1, 2, 3], { checkQuorum: false, preVote: true, electionTicks: ELECTION_TICKS });
+  net.elect(1);
+  net.isolate(1);
+  net.elect(2);
+  const term = net.peer(2).node.status().term;
+  net.heal();
+  // The old leader's heartbeat (lower term) is answered with the current term.
+  net.peer(1).node.tick();
+  net.settle();
+  t.like(net.peer(1).node.status(), { role: 'follower', term });
+  net.tick(1, [2]);
+  t.is(net.peer(1).node.status().leader, 2);
+});
