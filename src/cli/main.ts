@@ -39,9 +39,10 @@ program
   .option('--metrics-listen <host:port>', 'address of /metrics, /healthz and /readyz')
   .option('--log-level <level>', 'trace, debug, info, warn, error or fatal')
   .option('--no-forward-writes', 'answer NOT_LEADER on a follower instead of forwarding writes')
+  .option('--join', 'join an existing cluster as a learner (add it first with Cluster/AddMember)')
   .action(async (opts: Record<string, unknown>) => {
     const fromFile: RawNodeConfig = typeof opts.config === 'string' ? readConfigFile(opts.config) : {};
-    const fromFlags: RawNodeConfig = { id: opts.id, dataDir: opts.dataDir, listen: opts.listen, peers: opts.peers, metricsListen: opts.metricsListen, logLevel: opts.logLevel, forwardWrites: opts.forwardWrites === false ? false : undefined };
+    const fromFlags: RawNodeConfig = { id: opts.id, dataDir: opts.dataDir, listen: opts.listen, peers: opts.peers, metricsListen: opts.metricsListen, logLevel: opts.logLevel, forwardWrites: opts.forwardWrites === false ? false : undefined, join: opts.join === true ? true : undefined };
     await runNode(resolveNodeConfig(fromFile, configFromEnv(process.env), fromFlags));
     // Shut down in order already; idle gRPC channels must not keep the process alive.
     process.exit(0);

@@ -31,7 +31,7 @@ export async function runNode(config: NodeConfig): Promise<void> {
   const logger = pino({ level: config.logLevel, base: { nodeId: config.id } }) as unknown as Logger;
   const metrics = new NodeMetrics();
   const storage = await LevelRaftStorage.open({ dataDir: config.dataDir, logger, onSyncWrite: (ms) => metrics.observeSyncWrite(ms) });
-  if (storage.isEmpty()) await storage.bootstrap({ voters: config.peers.map((p) => p.id), learners: [] });
+  if (storage.isEmpty()) await storage.bootstrap(initialMembership(config));
   const server = new grpc.Server({ ...peerServerChannelOptions({ limits: TRANSPORT_LIMITS, timeouts: TRANSPORT_TIMEOUTS }) });
   // Each process draws a fresh seed for election jitter; the simulator seeds its own.
   const random = new SeededRandom(randomInt(0, 2 ** 32));
@@ -73,6 +73,17 @@ export async function runNode(config: NodeConfig): Promise<void> {
   await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
   await storage.close();
   logger.info({}, 'stopped');
+}
+
+/**
+ * The membership a new data directory starts from. A joining node starts as a learner of the
+ * current voters, so it can never campaign on a membership the cluster does not have; it learns
+ * the real one from the leader's log or snapshot.
+ */
+function initialMembership(config: NodeConfig): { voters: number[]; learners: number[] } {
+  const ids = config.peers.map((p) => p.id);
+  if (!config.join) return { voters: ids, learners: [] };
+  return { voters: ids.filter((id) => id !== config.id), learners: [config.id] };
 }
 
 function bind(server: grpc.Server, listen: string): Promise<number> {

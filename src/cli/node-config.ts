@@ -18,11 +18,17 @@ export interface NodeConfig {
   readonly logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
   /** Forward writes that reach a follower to the leader (else answer NOT_LEADER). */
   readonly forwardWrites: boolean;
+  /**
+   * Join an existing cluster: a new data directory starts as a learner of `peers` (the current
+   * voters), and learns the real membership from the leader. Without it, a new data directory
+   * bootstraps a new cluster whose voters are `peers`.
+   */
+  readonly join: boolean;
   readonly settings: NodeSettings;
 }
 
 /** Raw settings as they come from any source, before validation. */
-export type RawNodeConfig = Partial<Record<'id' | 'dataDir' | 'listen' | 'peers' | 'metricsListen' | 'logLevel' | 'forwardWrites', unknown>> & { settings?: unknown };
+export type RawNodeConfig = Partial<Record<'id' | 'dataDir' | 'listen' | 'peers' | 'metricsListen' | 'logLevel' | 'forwardWrites' | 'join', unknown>> & { settings?: unknown };
 
 const ENV: Record<string, keyof RawNodeConfig> = {
   CUTOVER_ID: 'id',
@@ -32,6 +38,7 @@ const ENV: Record<string, keyof RawNodeConfig> = {
   CUTOVER_METRICS_LISTEN: 'metricsListen',
   CUTOVER_LOG_LEVEL: 'logLevel',
   CUTOVER_FORWARD_WRITES: 'forwardWrites',
+  CUTOVER_JOIN: 'join',
 };
 const LOG_LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
 const HOST_PORT = /^(\[[0-9a-fA-F:]+\]|[^\s:/]+):(\d{1,5})$/;
@@ -105,11 +112,13 @@ export function resolveNodeConfig(...sources: RawNodeConfig[]): NodeConfig {
   if (typeof raw.dataDir !== 'string' || raw.dataDir === '') throw new InvalidArgumentError('dataDir', 'must be a directory path');
   const listen = checkHostPort('listen', raw.listen);
   const peers = raw.peers === undefined ? [{ id, address: listen }] : parsePeers(raw.peers);
-  if (!peers.some((p) => p.id === id)) throw new InvalidArgumentError('peers', `must include this node (id ${id})`);
+  const join = checkBoolean('join', raw.join, false);
+  if (!peers.some((p) => p.id === id)) throw new InvalidArgumentError('peers', `must include this node (id ${id}) with its address`);
+  if (join && peers.length < 2) throw new InvalidArgumentError('peers', 'must list the current voters of the cluster to join, besides this node');
   const metricsListen = raw.metricsListen === undefined || raw.metricsListen === '' ? '' : checkHostPort('metricsListen', raw.metricsListen);
   const logLevel = raw.logLevel ?? 'info';
   if (typeof logLevel !== 'string' || !LOG_LEVELS.has(logLevel)) throw new InvalidArgumentError('logLevel', `must be one of ${[...LOG_LEVELS].join(', ')}`);
   if (raw.settings !== undefined && (typeof raw.settings !== 'object' || raw.settings === null)) throw new InvalidArgumentError('settings', 'must be a mapping of node settings');
   const settings = resolveNodeSettings((raw.settings ?? {}) as Partial<NodeSettings>);
-  return { id, dataDir: raw.dataDir, listen, peers, metricsListen, logLevel: logLevel as NodeConfig['logLevel'], forwardWrites: checkBoolean('forwardWrites', raw.forwardWrites, true), settings };
+  return { id, dataDir: raw.dataDir, listen, peers, metricsListen, logLevel: logLevel as NodeConfig['logLevel'], forwardWrites: checkBoolean('forwardWrites', raw.forwardWrites, true), join, settings };
 }

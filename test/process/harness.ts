@@ -72,10 +72,10 @@ export class ProcessCluster {
     return node;
   }
 
-  launch(id: number, peers = this.peers): ProcNode {
+  launch(id: number, peers = this.peers, join = false): ProcNode {
     const node = this.node(id);
     const config = path.join(this.root, `node-${id}.json`);
-    writeFileSync(config, JSON.stringify({ id, dataDir: node.dataDir, listen: node.address, peers, logLevel: 'info', settings: this.settings }));
+    writeFileSync(config, JSON.stringify({ id, dataDir: node.dataDir, listen: node.address, peers, join, logLevel: 'info', settings: this.settings }));
     const log = openSync(node.logFile, 'a');
     const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'node', '--config', config], { stdio: ['ignore', log, log] });
     node.process = child;
