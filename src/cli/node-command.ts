@@ -8,6 +8,7 @@ import { CutoverNode } from '../node/node.ts';
 import { realClock } from '../platform/scheduler.ts';
 import { LevelRaftStorage } from '../storage/index.ts';
 import { GrpcTransport, peerServerChannelOptions, type TransportLimits, type TransportTimeouts } from '../transport/index.ts';
+import { InvalidArgumentError } from '../util/errors.ts';
 import type { Logger } from '../util/logger.ts';
 import { SeededRandom } from '../util/random.ts';
 import type { NodeConfig } from './node-config.ts';
@@ -28,6 +29,10 @@ const TRANSPORT_TIMEOUTS: TransportTimeouts = { snapshotSendMs: 60_000, stopGrac
  * (stop accepting, finish the current Ready, close the database).
  */
 export async function runNode(config: NodeConfig): Promise<void> {
+  // A Raft message must always fit one gRPC message, with room for framing and the batch.
+  if (config.settings.maxSizePerMsg > TRANSPORT_LIMITS.messageBytesMax / 2) {
+    throw new InvalidArgumentError('settings.maxSizePerMsg', `must be at most ${TRANSPORT_LIMITS.messageBytesMax / 2} bytes (half the transport's message limit)`);
+  }
   const logger = pino({ level: config.logLevel, base: { nodeId: config.id } }) as unknown as Logger;
   const metrics = new NodeMetrics();
   const storage = await LevelRaftStorage.open({ dataDir: config.dataDir, logger, onSyncWrite: (ms) => metrics.observeSyncWrite(ms) });
