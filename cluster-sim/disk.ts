@@ -1,0 +1,230 @@
+/**
+ * One node's simulated disk. The durable image is a checkpoint (the whole storage at the last
+ * fold) followed by a log of records, one per completed write; each record carries its length and
+ * a CRC-32. The node's live `MemoryStorage` is always what recovery would rebuild from that image.
+ *
+ * A write is in flight from `beginWrite` to `completeWrite` (the simulator puts a delay between
+ * them). A crash loses the write in flight, or, in the storage fault mode, leaves it torn: its
+ * header (length and checksum of the full record) is on disk but only a prefix of its bytes is,
+ * the rest being whatever the sectors held before. Recovery verifies every record and discards a
+ * bad one and everything after it. That is safe because a write in flight was never acknowledged:
+ * the node sends a Ready's messages only after its write completes.
+ */
+import { assert } from '../src/util/assert.ts';
+import type { SeededRandom } from '../src/util/random.ts';
+import { MemoryStorage, type StorageUpdate } from '../src/raft/storage.ts';
+import type { ConfState, Snapshot } from '../src/raft/types.ts';
+import { crc32, decodeImage, decodeUpdate, encodeImage, encodeUpdate, type StorageImage } from './codec.ts';
+
+/** A record as it lies on disk. */
+export interface DiskRecord {
+  /** Length of the record as written in its header. */
+  readonly length: number;
+  /** CRC-32 of the full record as written in its header. */
+  readonly checksum: number;
+  /** The bytes actually on disk (fewer or different ones if the write was torn). */
+  readonly bytes: Uint8Array;
+  /** Ground truth for the checker, never read by recovery: this record was torn. */
+  readonly tornTruth: boolean;
+}
+
+/** What a recovery found. */
+export interface RecoveryReport {
+  readonly recordsReplayed: number;
+  /** Records that failed verification and were discarded. */
+  readonly recordsDiscarded: number;
+  /** Torn records that passed verification: must always be 0 (the checker reports otherwise). */
+  readonly tornAccepted: number;
+}
+
+/** Disk counters, for the run summary. */
+export interface DiskStats {
+  writes: number;
+  bytesWritten: number;
+  lostWrites: number;
+  tornWrites: number;
+  tornDetected: number;
+  folds: number;
+}
+
+/** A write in flight: its update and encoded bytes. */
+interface PendingWrite {
+  readonly update: StorageUpdate;
+  readonly bytes: Uint8Array;
+}
+
+/** Folding the log into a new checkpoint once it holds this many records bounds recovery work. */
+const LOG_RECORDS_MAX = 1024;
+
+/** The simulated disk of one node. */
+export class SimDisk {
+  readonly stats: DiskStats = { writes: 0, bytesWritten: 0, lostWrites: 0, tornWrites: 0, tornDetected: 0, folds: 0 };
+  private checkpoint: DiskRecord;
+  private log: DiskRecord[] = [];
+  private pending: PendingWrite | undefined;
+  private live: MemoryStorage | undefined;
+
+  /** A fresh disk whose cluster membership is `voters`. */
+  constructor(voters: readonly number[]) {
+    const storage = MemoryStorage.bootstrap(voters);
+    this.checkpoint = sealRecord(encodeImage(imageOf(storage)));
+    this.live = storage;
+  }
+
+  /** The live storage the node's RawNode reads. Only while the node is up. */
+  get storage(): MemoryStorage {
+    assert(this.live !== undefined, 'SimDisk: storage read while crashed');
+    return this.live;
+  }
+
+  get writeInFlight(): boolean {
+    return this.pending !== undefined;
+  }
+
+  /** Starts writing `update`; it becomes durable (and visible in `storage`) at `completeWrite`. */
+  beginWrite(update: StorageUpdate): void {
+    assert(this.pending === undefined, 'SimDisk: a write is already in flight');
+    assert(this.live !== undefined, 'SimDisk: write while crashed');
+    this.pending = { update, bytes: encodeUpdate(update) };
+  }
+
+  /** Makes the write in flight durable and applies it to the live storage. */
+  completeWrite(): void {
+    const pending = this.pending;
+    assert(pending !== undefined && this.live !== undefined, 'SimDisk: no write in flight');
+    this.pending = undefined;
+    // The live storage validates the update first: a write it rejects never reaches the log.
+    this.live.save(pending.update);
+    this.log.push(sealRecord(pending.bytes));
+    this.stats.writes++;
+    this.stats.bytesWritten += pending.bytes.length;
+    if (this.log.length >= LOG_RECORDS_MAX) this.fold();
+  }
+
+  /**
+   * Records a snapshot of the applied state at `index` (WritableRaftStorage.createSnapshot). Like
+   * `compact`, durable at once and atomic: a new checkpoint is written, then switched to, as a
+   * rename over the old file would.
+   */
+  createSnapshot(index: number, confState: ConfState, data: Uint8Array): Snapshot {
+    assert(this.pending === undefined, 'SimDisk: snapshot while a write is in flight');
+    const snapshot = this.storage.createSnapshot(index, confState, data);
+    this.fold();
+    return snapshot;
+  }
+
+  /** Discards entries up to `index` (WritableRaftStorage.compact); durable at once, atomic. */
+  compact(index: number): void {
+    assert(this.pending === undefined, 'SimDisk: compaction while a write is in flight');
+    this.storage.compact(index);
+    this.fold();
+  }
+
+  /**
+   * The node crashed: the live storage is gone, and the write in flight is lost, or left torn
+   * when `tear` is set (with `random` choosing where it tore).
+   */
+  crash(tear: boolean, random: SeededRandom): { torn: boolean } {
+    const pending = this.pending;
+    this.pending = undefined;
+    this.live = undefined;
+    if (pending === undefined) return { torn: false };
+    if (!tear) {
+      this.stats.lostWrites++;
+      return { torn: false };
+    }
+    this.log.push(tornRecord(pending.bytes, random));
+    this.stats.tornWrites++;
+    return { torn: true };
+  }
+
+  /**
+   * Rebuilds the live storage from the durable image, verifying every record. With `forgetVote`
+   * (a broken variant) the recovered hard state loses its vote.
+   */
+  recover(forgetVote: boolean): RecoveryReport {
+    assert(this.live === undefined && this.pending === undefined, 'SimDisk: recover while running');
+    assert(verify(this.checkpoint), 'SimDisk: checkpoint failed verification (checkpoints are atomic)');
+    const storage = restoreImage(decodeImage(this.checkpoint.bytes));
+    const report = replay(storage, this.log);
+    this.log = this.log.slice(0, report.recordsReplayed);
+    this.stats.tornDetected += report.recordsDiscarded;
+    if (forgetVote) storage.save({ entries: [], hardState: { ...storage.initialState().hardState, vote: 0 } });
+    this.live = storage;
+    return report;
+  }
+
+  /** Replaces checkpoint + log with one checkpoint of the live storage. */
+  private fold(): void {
+    this.checkpoint = sealRecord(encodeImage(imageOf(this.storage)));
+    this.log = [];
+    this.stats.folds++;
+  }
+}
+
+/** Applies verified records in order; stops at the first bad one. */
+function replay(storage: MemoryStorage, log: readonly DiskRecord[]): RecoveryReport {
+  let replayed = 0;
+  let tornAccepted = 0;
+  for (const record of log) {
+    if (!verify(record)) break;
+    if (record.tornTruth) tornAccepted++;
+    storage.save(decodeUpdate(record.bytes));
+    replayed++;
+  }
+  return { recordsReplayed: replayed, recordsDiscarded: log.length - replayed, tornAccepted };
+}
+
+/** A record whose header matches its bytes. */
+function sealRecord(bytes: Uint8Array): DiskRecord {
+  return { length: bytes.length, checksum: crc32(bytes), bytes, tornTruth: false };
+}
+
+/** Recovery's check: the record is as long as its header says and its checksum matches. */
+export function verify(record: DiskRecord): boolean {
+  return record.bytes.length === record.length && crc32(record.bytes) === record.checksum;
+}
+
+/**
+ * The write of `bytes` torn at a random point: the header is the full record's; the bytes past
+ * the tear are missing, or are stale garbage (made to differ from what should have been written in
+ * at least one byte, otherwise the write simply completed).
+ */
+export function tornRecord(bytes: Uint8Array, random: SeededRandom): DiskRecord {
+  const tearAt = random.nextInt(0, bytes.length);
+  // Half the tears end the file early; the others leave stale bytes after the tear.
+  if (random.nextFloat() < 0.5) return { length: bytes.length, checksum: crc32(bytes), bytes: bytes.slice(0, tearAt), tornTruth: true };
+  const onDisk = new Uint8Array(bytes.length);
+  onDisk.set(bytes.subarray(0, tearAt));
+  for (let i = tearAt; i < bytes.length; i++) onDisk[i] = random.nextInt(0, 256);
+  if (onDisk[tearAt] === bytes[tearAt]) onDisk[tearAt] = (bytes[tearAt]! + 1) & 0xff;
+  return { length: bytes.length, checksum: crc32(bytes), bytes: onDisk, tornTruth: true };
+}
+
+/** The whole content of `storage`. */
+function imageOf(storage: MemoryStorage): StorageImage {
+  const first = storage.firstIndex();
+  const last = storage.lastIndex();
+  const entries = last >= first ? storage.entries(first, last + 1, Number.POSITIVE_INFINITY) : [];
+  const hardState = storage.initialState().hardState;
+  const snapshot = storage.snapshot();
+  if (snapshot.metadata.index === first - 1) return { base: { snapshot, entries, hardState } };
+  // A snapshot taken but not yet compacted up to: the log's base is the compaction point.
+  const base = { metadata: { index: first - 1, term: storage.term(first - 1), confState: snapshot.metadata.confState }, data: new Uint8Array(0) };
+  return { base: { snapshot: base, entries, hardState }, snapshot };
+}
+
+/** A storage holding exactly `image`. */
+function restoreImage(image: StorageImage): MemoryStorage {
+  const { snapshot: base, entries, hardState } = image.base;
+  assert(base !== undefined, 'SimDisk: checkpoint without a base');
+  const storage = new MemoryStorage();
+  storage.applySnapshot(base);
+  storage.save({ entries, ...(hardState === undefined ? {} : { hardState }) });
+  if (image.snapshot !== undefined) {
+    const { index, confState } = image.snapshot.metadata;
+    storage.createSnapshot(index, confState, image.snapshot.data);
+    assert(storage.snapshot().metadata.term === image.snapshot.metadata.term, 'SimDisk: restored snapshot term differs');
+  }
+  return storage;
+}
