@@ -1,24 +1,12 @@
-import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as protoLoader from '@grpc/proto-loader';
+import { PROTO_ROOT, RAFT_LOADER_OPTIONS as LOADER_OPTIONS } from '../transport/proto.ts';
 
 const require = createRequire(import.meta.url);
-/** The repository's proto/ directory. */
-export const PROTO_ROOT = fileURLToPath(new URL('../../proto/', import.meta.url));
 
-/** Every option set explicitly: proto-loader's defaults are not ours to rely on. */
-export const LOADER_OPTIONS: protoLoader.Options = {
-  keepCase: true,
-  longs: Number,
-  enums: String,
-  bytes: Buffer,
-  defaults: true,
-  arrays: true,
-  objects: false,
-  oneofs: true,
-  includeDirs: [PROTO_ROOT],
-};
+// One proto root and one set of loader options for every service in the process.
+export { PROTO_ROOT, RAFT_LOADER_OPTIONS as LOADER_OPTIONS } from '../transport/proto.ts';
 
 // The peer services are listed too: one port serves them all, and reflection should say so.
 const MANAGEMENT_FILES = ['cutover/v1/kv.proto', 'cutover/v1/cluster.proto', 'cutover/peer/v1/raft.proto', 'cutover/peer/v1/forward.proto'];
