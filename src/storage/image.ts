@@ -8,9 +8,13 @@ import { EMPTY_SNAPSHOT, type Entry, type HardState, type Snapshot } from '../ra
 import type { LogStart } from './records.ts';
 
 /**
- * Invariants: `entries[i].index === logStart.index + 1 + i`; `term(logStart.index)` is
- * `logStart.term`; `hardState.commit <= lastIndex(image)`; `snapshotChunkCount` is the number of
+ * Invariants: `entries[i].index === logStart.index + 1 + i` for i < entryCount; `term(logStart.index)`
+ * is `logStart.term`; `hardState.commit <= lastIndex(image)`; `snapshotChunkCount` is the number of
  * data chunks stored for `snapshot`.
+ *
+ * `entries` may be longer than `entryCount`: successive images share one array that appends grow
+ * in place (each image sees only its first `entryCount` entries), so a save costs O(new entries)
+ * instead of a copy of the whole log.
  */
 export interface StorageImage {
   readonly hardState: HardState;
@@ -19,6 +23,7 @@ export interface StorageImage {
   /** The last compacted position; the snapshot's own position after a snapshot replaced the log. */
   readonly logStart: LogStart;
   readonly entries: readonly Entry[];
+  readonly entryCount: number;
 }
 
 /** The hard state of a member that never voted or learned of a term. */
@@ -31,6 +36,7 @@ export const EMPTY_IMAGE: StorageImage = Object.freeze({
   snapshotChunkCount: 0,
   logStart: Object.freeze({ index: 0, term: 0 }),
   entries: Object.freeze([]),
+  entryCount: 0,
 });
 
 /** The first index still in the log: one past the compacted (or snapshot) index. */
@@ -40,7 +46,7 @@ export function firstIndex(image: StorageImage): number {
 
 /** The last index in the log (the compacted index when the log is empty). */
 export function lastIndex(image: StorageImage): number {
-  return image.logStart.index + image.entries.length;
+  return image.logStart.index + image.entryCount;
 }
 
 /** True when nothing was ever stored: no entries, no snapshot or membership, zero hard state. */

@@ -51,7 +51,7 @@ export async function loadImage(db: RaftDb, dataDir: string): Promise<StorageIma
   if (hardState.commit > lastIndex) {
     throw new StorageCorruptError(dataDir, 'raft/hard-state', `commit index ${hardState.commit} is past the last log index ${lastIndex}`);
   }
-  return { hardState, snapshot, snapshotChunkCount: chunkCount, logStart, entries: records.entries };
+  return { hardState, snapshot, snapshotChunkCount: chunkCount, logStart, entries: records.entries, entryCount: records.entries.length };
 }
 
 /** Reads every key under `raft/`, verifying and decoding each record. */

@@ -65,7 +65,8 @@ export function planCompact(image: StorageImage, index: number): WritePlan {
   for (let i = offset + 1; i <= index; i++) ops.push({ type: 'del', key: entryKey(i) });
   const logStart: LogStart = { index, term: termAt(image, index) };
   ops.push(put(LOG_START_KEY, encodeLogStart(logStart)));
-  return { ops, next: { ...image, logStart, entries: image.entries.slice(index - offset) } };
+  const entries = image.entries.slice(index - offset, image.entryCount);
+  return { ops, next: { ...image, logStart, entries, entryCount: entries.length } };
 }
 
 /** Plans the first write of a new member: membership `confState` as a snapshot at index 0. */
@@ -85,7 +86,7 @@ function replaceLogWithSnapshot(image: StorageImage, snapshot: Snapshot, ops: Re
   const snapshotChunkCount = putSnapshot(image, snapshot, ops);
   const logStart: LogStart = { index: snapshot.metadata.index, term: snapshot.metadata.term };
   ops.push(put(LOG_START_KEY, encodeLogStart(logStart)));
-  return { ...image, snapshot, snapshotChunkCount, logStart, entries: [] };
+  return { ...image, snapshot, snapshotChunkCount, logStart, entries: [], entryCount: 0 };
 }
 
 /** Appends `entries`, deleting stored entries past the new last index (a conflicting suffix). */
@@ -100,8 +101,16 @@ function appendEntries(image: StorageImage, entries: readonly Entry[], ops: Reco
   const appended = entries.slice(Math.max(0, offset + 1 - first.index));
   for (let i = newLast + 1; i <= oldLast; i++) ops.push({ type: 'del', key: entryKey(i) });
   for (const entry of appended) ops.push(put(entryKey(entry.index), encodeEntry(entry)));
-  const kept = image.entries.slice(0, appended[0]!.index - offset - 1);
-  return { ...image, entries: kept.concat(appended) };
+  const keptCount = appended[0]!.index - offset - 1;
+  const shared = image.entries as Entry[];
+  if (keptCount === image.entryCount && shared.length === image.entryCount && !Object.isFrozen(shared)) {
+    // The common case: a plain append to the newest image. Grow the shared array in place;
+    // older images keep their own entryCount, so what they show does not change.
+    for (const entry of appended) shared.push(entry);
+    return { ...image, entryCount: shared.length };
+  }
+  const copied = image.entries.slice(0, keptCount).concat(appended);
+  return { ...image, entries: copied, entryCount: copied.length };
 }
 
 function setHardState(image: StorageImage, hardState: HardState, ops: RecordOp[]): StorageImage {
