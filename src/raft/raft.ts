@@ -697,6 +697,20 @@ export class Raft {
     if (pr.isLearner) throw new InvalidArgumentError('target', `node ${target} is a learner and cannot lead`);
   }
 
+  /**
+   * The transport lost this follower's connection to its leader (a crashed leader's sockets
+   * close at once). Rather than wait out a whole election timeout, drop the leader lease (so
+   * this node grants other followers' votes) and campaign after a short random delay. Safe: an
+   * election is always safe in Raft, and pre-vote keeps a false alarm from disrupting a leader
+   * that is alive, since the followers still hearing it reject the pre-vote.
+   */
+  leaderUnreachable(): void {
+    if (this.role !== 'follower' || this.lead === NONE) return;
+    // Spread over a few ticks so that followers that noticed together rarely split the vote.
+    const soon = this.config.random.nextInt(1, Math.max(2, Math.ceil(this.config.electionTicks / 2)));
+    this.electionElapsed = Math.max(this.electionElapsed, this.config.electionTicks, this.randomizedElectionTimeout - soon);
+  }
+
   private abortLeaderTransfer(): void {
     this.leadTransferee = NONE;
   }

@@ -90,9 +90,17 @@ export class RawNode {
     }
   }
 
-  /** The peer could not be reached: stop pipelining to it until it answers again. */
+  /**
+   * The peer could not be reached. On the leader: stop pipelining to it until it answers again.
+   * On a follower, when `id` is its leader: campaign soon instead of after a full election
+   * timeout (see `Raft.leaderUnreachable`).
+   */
   reportUnreachable(id: number): void {
-    const pr = this.raft.role === 'leader' ? this.raft.progress.get(id) : undefined;
+    if (this.raft.role !== 'leader') {
+      if (id === this.raft.lead) this.raft.leaderUnreachable();
+      return;
+    }
+    const pr = this.raft.progress.get(id);
     if (pr?.state === 'replicate') pr.becomeProbe();
   }
 

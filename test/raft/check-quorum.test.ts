@@ -92,3 +92,36 @@ test('a stale leader back from a partition learns the new term from a follower a
   net.tick(1, [2]);
   t.is(net.peer(1).node.status().leader, 2);
 });
+
+test('followers that lose their leader connection elect a new leader within a few ticks, not a full election timeout', (t) => {
+  // Followers that notice in the same tick may still split a vote; over fixed seeds most must
+  // not, and every seed must recover.
+  let fast = 0;
+  for (let seed = 1; seed <= 20; seed++) {
+    const net = new TestNetwork([1, 2, 3], { electionTicks: 10 }, seed);
+    net.campaign(1);
+    net.isolate(1);
+    net.peer(2).node.reportUnreachable(1);
+    net.peer(3).node.reportUnreachable(1);
+    let ticks = 0;
+    while (![2, 3].some((id) => net.peer(id).node.status().role === 'leader') && ticks < 60) {
+      net.tick(1, [2, 3]);
+      ticks++;
+    }
+    t.true(ticks < 60, `seed ${seed}: no leader after 60 ticks`);
+    if (ticks <= 5) fast++;
+  }
+  t.true(fast >= 14, `only ${fast} of 20 seeds elected within 5 ticks (an election timeout is 10 to 19)`);
+});
+
+test('a false leader-unreachable report on one follower does not disrupt a live leader', (t) => {
+  const net = new TestNetwork([1, 2, 3], { electionTicks: 10 });
+  net.campaign(1);
+  const term = net.peer(1).node.status().term;
+  // Only 2's link to 1 is cut; 3 still hears the leader.
+  net.dropIf = (m) => (m.from === 1 && m.to === 2) || (m.from === 2 && m.to === 1);
+  net.peer(2).node.reportUnreachable(1);
+  net.tick(5);
+  t.is(net.leader(), 1);
+  t.is(net.peer(1).node.status().term, term, 'no term change: 3 rejected the pre-vote');
+});
