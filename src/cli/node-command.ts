@@ -1,7 +1,6 @@
 import { randomInt } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
-import { addForwardService, Forwarder } from '../api/forward.ts';
 import { NodeMetrics, startOpsHttp } from '../api/ops-http.ts';
 import { addManagementApi } from '../api/server.ts';
 import { CutoverNode } from '../node/node.ts';
@@ -41,7 +40,6 @@ export async function runNode(config: NodeConfig): Promise<void> {
   // Each process draws a fresh seed for election jitter; the simulator seeds its own.
   const random = new SeededRandom(randomInt(0, 2 ** 32));
   const transport = new GrpcTransport({ nodeId: config.id, listen: { server }, clock: realClock, random: random.fork(), logger, limits: TRANSPORT_LIMITS, reconnect: { initialMs: 50, maxMs: 2000 }, timeouts: TRANSPORT_TIMEOUTS });
-  const forwarder = new Forwarder((id) => transport.address(id), config.settings.requestTimeoutMs);
   const node = new CutoverNode({
     id: config.id,
     initialMembers: config.peers,
@@ -51,10 +49,9 @@ export async function runNode(config: NodeConfig): Promise<void> {
     random,
     logger,
     settings: config.settings,
-    ...(config.forwardWrites ? { forward: (leader, request) => forwarder.forward(leader, request) } : {}),
+    forwardProposals: config.forwardWrites,
   });
   addManagementApi(server, node, { watchBufferBytesMax: 8 * 1024 * 1024 });
-  addForwardService(server, node);
   await bind(server, config.listen);
   await node.start();
   metrics.attach({ node, peerQueueDepth: () => new Map(transport.stats().peers.map((p) => [p.peer, p.queueDepth])) });
@@ -74,7 +71,6 @@ export async function runNode(config: NodeConfig): Promise<void> {
   logger.info({}, 'shutting down');
   ops?.close();
   await node.stop();
-  forwarder.close();
   await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
   await storage.close();
   logger.info({}, 'stopped');

@@ -46,6 +46,11 @@ export interface Request {
   readonly clientId: number;
   readonly sequence: number;
   readonly command: Command;
+  /**
+   * Set by a follower that forwarded the request to its leader: `nodeId:counter`, so the
+   * follower can recognise the entry when it applies it. The state machine ignores it.
+   */
+  readonly origin?: string;
 }
 
 export type OperationResult =

@@ -385,6 +385,7 @@ export class Raft {
         return;
       case 'readIndex':
       case 'transferLeader':
+      case 'prop':
         // Forwarded to us as if we were leader; pass it on if we know one.
         if (this.lead !== NONE) this.send({ ...m, to: this.lead, term: this.term });
         return;
@@ -474,6 +475,10 @@ export class Raft {
     }
     if (m.type === 'transferLeader') {
       this.handleTransferLeader(m.index);
+      return;
+    }
+    if (m.type === 'prop') {
+      this.handleForwardedProposals(m.entries);
       return;
     }
     const pr = this.progress.get(m.from);
@@ -610,6 +615,29 @@ export class Raft {
     if (!this.appendEntries([entry])) throw new ProposalDroppedError(`uncommitted entries exceed ${this.config.maxUncommittedEntriesSize} bytes`);
     this.bcastAppend();
     return { index: entry.index, term: entry.term };
+  }
+
+  /**
+   * Proposals a follower forwarded. They are appended like local ones; any that would be
+   * refused (transfer in progress, over the uncommitted limit) are dropped silently: the
+   * follower's caller times out and retries, as with any message lost in the network.
+   */
+  private handleForwardedProposals(entries: readonly Entry[]): void {
+    for (const entry of entries) {
+      if (entry.type !== 'normal') continue; // membership changes are never forwarded
+      try {
+        this.propose('normal', entry.data);
+      } catch (error) {
+        if (!(error instanceof CutoverError)) throw error;
+        return;
+      }
+    }
+  }
+
+  /** Sends a proposal to the leader (a follower's write); throws NOT_LEADER when none is known. */
+  forwardProposal(data: Uint8Array): void {
+    if (this.lead === NONE) throw new NotLeaderError(NONE);
+    this.send({ type: 'prop', to: this.lead, entries: [{ term: 0, index: 0, type: 'normal', data }] });
   }
 
   proposeConfChange(change: ConfChange, data: Uint8Array): { index: number; term: number } {

@@ -57,6 +57,18 @@ export class RawNode {
     return this.raft.propose('normal', data);
   }
 
+  /**
+   * Proposes `data` wherever this peer is: appended here on the leader (returning its index and
+   * term), forwarded to the leader on a follower (returning undefined: the caller learns the
+   * outcome when an entry carrying its own request id is applied). Throws NOT_LEADER when no
+   * leader is known, and the errors of `propose` on the leader.
+   */
+  proposeOrForward(data: Uint8Array): { index: number; term: number } | undefined {
+    if (this.raft.role === 'leader') return this.raft.propose('normal', data);
+    this.raft.forwardProposal(data);
+    return undefined;
+  }
+
   /** Proposes a membership change; one may be pending at a time. Same errors as `propose`. */
   proposeConfChange(change: ConfChange): { index: number; term: number } {
     return this.raft.proposeConfChange(change, encodeConfChange(change));

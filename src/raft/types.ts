@@ -65,7 +65,8 @@ export type MessageType =
   | 'timeoutNow'
   | 'readIndex'
   | 'readIndexResp'
-  | 'transferLeader';
+  | 'transferLeader'
+  | 'prop';
 
 /**
  * A message between peers. Field use per type:
@@ -76,6 +77,8 @@ export type MessageType =
  *   leader-transfer campaign, which ignores leader stickiness.
  * - heartbeat: `commit` is min(leader commit, follower match); `context` carries a ReadIndex round.
  * - readIndex / readIndexResp: `context` identifies the request; resp `index` is the read index.
+ * - prop: proposals a follower forwards to its leader (`entries` carry only type and data; the
+ *   leader assigns term and index, or drops them as it would drop a local proposal).
  */
 export interface Message {
   readonly type: MessageType;

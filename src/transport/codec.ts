@@ -45,6 +45,7 @@ const MESSAGE_TYPES: Readonly<Record<MessageType, WireMessageType>> = {
   readIndex: 'MESSAGE_TYPE_READ_INDEX',
   readIndexResp: 'MESSAGE_TYPE_READ_INDEX_RESP',
   transferLeader: 'MESSAGE_TYPE_TRANSFER_LEADER',
+  prop: 'MESSAGE_TYPE_PROP',
 };
 const ENTRY_TYPES: Readonly<Record<EntryType, WireEntryType>> = { normal: 'ENTRY_TYPE_NORMAL', confChange: 'ENTRY_TYPE_CONF_CHANGE' };
 const MESSAGE_TYPES_FROM_WIRE = invert(MESSAGE_TYPES);

@@ -29,7 +29,7 @@ async function startCluster(t: { teardown: (fn: () => Promise<void>) => void }, 
   }
   const members = ids.map((id, i) => ({ id, address: servers[i]!.address }));
   for (const [i, id] of ids.entries()) {
-    const node = new CutoverNode({ id, initialMembers: members, storage: MemoryStorage.bootstrap(ids), transport: hub.transport(id), clock: realClock, random: random.fork(), logger: silentLogger, settings: { tickMs: 10 } });
+    const node = new CutoverNode({ id, initialMembers: members, storage: MemoryStorage.bootstrap(ids), transport: hub.transport(id), clock: realClock, random: random.fork(), logger: silentLogger, settings: { tickMs: 10 }, forwardProposals: false });
     servers[i]!.node = node;
     addManagementApi(servers[i]!.server, node, { watchBufferBytesMax: 1 << 20 });
     await node.start();

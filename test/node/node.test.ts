@@ -12,7 +12,7 @@ interface Cluster {
   nodes: Map<number, CutoverNode>;
   storages: Map<number, MemoryStorage>;
   members: Member[];
-  start(id: number, settings?: Record<string, number>): Promise<CutoverNode>;
+  start(id: number, settings?: Record<string, number>, forwardProposals?: boolean): Promise<CutoverNode>;
   leader(): CutoverNode;
 }
 
@@ -27,10 +27,10 @@ async function cluster(ids: number[], settings: Record<string, number> = {}): Pr
     members,
     nodes: new Map(),
     storages: new Map(),
-    async start(id, extra = {}) {
+    async start(id, extra = {}, forwardProposals = true) {
       const storage = c.storages.get(id) ?? MemoryStorage.bootstrap(ids);
       c.storages.set(id, storage);
-      const node = new CutoverNode({ id, initialMembers: members, storage, transport: hub.transport(id), clock, random: random.fork(), logger: silentLogger, settings: { ...settings, ...extra } });
+      const node = new CutoverNode({ id, initialMembers: members, storage, transport: hub.transport(id), clock, random: random.fork(), logger: silentLogger, settings: { ...settings, ...extra }, forwardProposals });
       await node.start();
       c.nodes.set(id, node);
       return node;
@@ -59,11 +59,25 @@ test('a write through the leader is applied on every node and readable lineariza
   for (const node of c.nodes.values()) t.is(node.kv.get('k')?.value, 'v1');
 });
 
-test('a follower without a forwarder answers NOT_LEADER with the leader id and address', async (t) => {
+test('a write on a follower is forwarded to the leader and settles when applied there', async (t) => {
   const c = await cluster([1, 2, 3]);
   const leader = c.leader();
   const follower = [...c.nodes.values()].find((n) => n !== leader)!;
-  const error = await t.throwsAsync(follower.propose({ type: 'put', key: 'k', value: 'v' }));
+  const put = follower.propose({ type: 'put', key: 'k', value: 'from-follower' }, { clientId: 9, sequence: 1 });
+  await c.clock.advance(500);
+  t.like(await put, { type: 'put', revision: 1 });
+  t.is(follower.kv.get('k')?.value, 'from-follower');
+  t.is(leader.kv.get('k')?.value, 'from-follower');
+});
+
+test('with forwarding off a follower answers NOT_LEADER with the leader id and address', async (t) => {
+  const c = await cluster([1, 2, 3]);
+  const leader = c.leader();
+  const follower = [...c.nodes.values()].find((n) => n !== leader)!;
+  await follower.stop();
+  const strict = await c.start(follower.id, {}, false);
+  await c.clock.advance(1000);
+  const error = await t.throwsAsync(strict.propose({ type: 'put', key: 'k', value: 'v' }));
   t.like(error, { code: 'NOT_LEADER', leaderId: leader.id, leaderAddress: `mem://${leader.id}` });
 });
 
