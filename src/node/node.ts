@@ -1,4 +1,4 @@
-import { RawNode, decodeConfChange, type ConfChange, type ConfState, type Entry, type Message, type Ready, type Snapshot, type Status, type WritableRaftStorage } from '../raft/index.ts';
+import { RawNode, decodeConfChange, type ConfChange, type ConfState, type Entry, type Message, type RaftConfig, type Ready, type Snapshot, type Status, type WritableRaftStorage } from '../raft/index.ts';
 import { KvStore, type ApplyOutcome, type Command, type CommandResult, type KeyValue, type KvStoreOptions, type Request, type WatchListener, validateRequest } from '../kv/index.ts';
 import type { PeerTransport } from '../transport/transport.ts';
 import { assert } from '../util/assert.ts';
@@ -29,8 +29,29 @@ export interface NodeOptions {
   readonly logger: Logger;
   readonly settings?: Partial<NodeSettings>;
   readonly kv?: KvStoreOptions;
-  /** Sends a write to the leader when this node is a follower (the composition root wires it). */
-  readonly forward?: (leader: number, request: Request) => Promise<CommandResult>;
+  /** Forward writes made on a follower to the leader (default true); else they fail NOT_LEADER. */
+  readonly forwardProposals?: boolean;
+  /** Observation hooks for the simulator's checkers; production leaves them unset. */
+  readonly observer?: NodeObserver;
+  /** Deliberately broken Raft behaviour, only for proving that the simulator's checkers fire. Never set in production. */
+  readonly raftUnsafe?: RaftConfig['unsafe'];
+}
+
+/**
+ * What the simulator watches a node do (cluster-sim/runtime/). The hooks are called synchronously
+ * from the Ready loop; they must not throw and must not call back into the node.
+ */
+export interface NodeObserver {
+  /** A Ready was taken from the Raft core, before any of it is persisted, sent or applied. */
+  onReady?(ready: Ready): void;
+  /** A committed entry (a command, a leader's no-op or a membership change) was applied; `appliedBefore` is the index applied just before it. */
+  onApplied?(entry: Entry, appliedBefore: number): void;
+  /**
+   * The Ready loop threw (a bug, or a storage write that failed): this node can make no more
+   * progress and must be discarded. Without this hook the rejection stays unhandled, so the
+   * process crashes loudly, which is what production wants.
+   */
+  onFatal?(error: unknown): void;
 }
 
 /** The node is shutting down or stopped. */
@@ -52,6 +73,12 @@ export class TimeoutError extends CutoverError {
 interface PendingProposal {
   readonly term: number;
   readonly resolve: (outcome: ApplyOutcome | ConfState) => void;
+  readonly reject: (error: Error) => void;
+  readonly cancelTimer: () => void;
+}
+
+interface PendingForward {
+  readonly resolve: (outcome: ApplyOutcome) => void;
   readonly reject: (error: Error) => void;
   readonly cancelTimer: () => void;
 }
@@ -86,6 +113,9 @@ export class CutoverNode {
   private snapshotIndex = 0;
   private appliedIndex = 0;
   private readonly proposals = new Map<number, PendingProposal>();
+  /** Writes this follower forwarded, by origin id (see Request.origin). */
+  private readonly forwarded = new Map<string, PendingForward>();
+  private originCounter = 0;
   private readonly reads = new Map<string, PendingRead>();
   private readonly appliedWaiters = new AppliedWaiters();
   private readonly leaderListeners = new Set<(leader: number, term: number) => void>();
@@ -120,6 +150,7 @@ export class CutoverNode {
       maxSizePerMsg: this.settings.maxSizePerMsg,
       maxInflightMsgs: this.settings.maxInflightMsgs,
       maxUncommittedEntriesSize: this.settings.maxUncommittedEntriesSize,
+      ...(this.options.raftUnsafe === undefined ? {} : { unsafe: this.options.raftUnsafe }),
     });
     for (const m of this.options.initialMembers) if (m.id !== this.id) this.options.transport.addPeer(m.id, m.address);
     this.syncPeersFromKv();
@@ -142,12 +173,13 @@ export class CutoverNode {
     this.cancelTick?.();
     await this.driving;
     const error = new NodeStoppedError();
-    for (const pending of [...this.proposals.values(), ...this.reads.values()]) {
+    for (const pending of [...this.proposals.values(), ...this.reads.values(), ...this.forwarded.values()]) {
       pending.cancelTimer();
       pending.reject(error);
     }
     this.proposals.clear();
     this.reads.clear();
+    this.forwarded.clear();
     await this.options.transport.stop();
     this.state = 'stopped';
     this.log.info({}, 'node stopped');
@@ -156,21 +188,49 @@ export class CutoverNode {
   // ---- requests ---------------------------------------------------------------------------
 
   /**
-   * Proposes a write and resolves with its result once applied here. A follower forwards it to
-   * the leader when `forward` is wired, else fails with NOT_LEADER (with the leader's id and
-   * address). Other failures: PROPOSAL_DROPPED, TIMEOUT, NODE_STOPPED, or the command's own code.
+   * Proposes a write and resolves with its result once applied here. On a follower it is
+   * forwarded to the leader over the Raft transport (unless `forwardProposals` is false, when it
+   * fails with NOT_LEADER carrying the leader's id and address) and settles when this node
+   * applies the entry. Other failures: PROPOSAL_DROPPED, TIMEOUT, NODE_STOPPED, or the command's
+   * own code.
    */
-  async propose(command: Command, identity: { clientId: number; sequence: number } = { clientId: 0, sequence: 0 }, options: { forward?: boolean } = {}): Promise<CommandResult> {
-    const request = { ...identity, command };
+  async propose(command: Command, identity: { clientId: number; sequence: number } = { clientId: 0, sequence: 0 }): Promise<CommandResult> {
+    const request: Request = { ...identity, command };
     validateRequest(request);
     this.checkRunning();
-    const mayForward = options.forward !== false && this.options.forward !== undefined;
-    if (mayForward && this.leader !== 0 && this.leader !== this.id && this.raft.status().role !== 'leader') {
-      return this.options.forward(this.leader, request);
-    }
-    const outcome = (await this.proposeEntry(() => this.raft.propose(encodeRequest(request)))) as ApplyOutcome;
+    const forward = this.options.forwardProposals !== false && this.raft.status().role !== 'leader';
+    const outcome = (forward ? await this.proposeForwarded(request) : await this.proposeEntry(() => this.raft.propose(encodeRequest(request)))) as ApplyOutcome;
     if (!outcome.ok) throw new CutoverError(outcome.code, outcome.message);
     return outcome.result;
+  }
+
+  /** A follower's write: tagged with an origin id, sent to the leader, settled when applied here. */
+  private proposeForwarded(request: Request): Promise<ApplyOutcome> {
+    this.checkCapacity();
+    const origin = `${this.id}:${++this.originCounter}`;
+    try {
+      // If this node became leader meanwhile, the entry is appended here: it is still found by origin.
+      this.raft.proposeOrForward(encodeRequest({ ...request, origin }));
+    } catch (error) {
+      this.stats.proposalsFailed++;
+      throw this.withLeaderAddress(error);
+    }
+    this.stats.proposals++;
+    this.kick();
+    return new Promise((resolve, reject) => {
+      const cancelTimer = this.options.clock.schedule(this.settings.requestTimeoutMs, () => {
+        this.forwarded.delete(origin);
+        this.stats.proposalsFailed++;
+        reject(new TimeoutError('forwarded proposal', this.settings.requestTimeoutMs));
+      });
+      this.forwarded.set(origin, { resolve, reject, cancelTimer });
+    });
+  }
+
+  private checkCapacity(): void {
+    if (this.reads.size + this.proposals.size + this.forwarded.size >= this.settings.pendingRequestsMax) {
+      throw new ProposalDroppedError(`${this.settings.pendingRequestsMax} requests already pending on this node`);
+    }
   }
 
   /** Reads one key; linearizable (ReadIndex) unless `serializable` (local, possibly stale). */
@@ -193,7 +253,7 @@ export class CutoverNode {
   /** Resolves once this node has applied everything committed before the call (ReadIndex). */
   async linearizableBarrier(): Promise<void> {
     this.checkRunning();
-    if (this.reads.size + this.proposals.size >= this.settings.pendingRequestsMax) throw new ProposalDroppedError(`${this.settings.pendingRequestsMax} requests already pending on this node`);
+    this.checkCapacity();
     const context = `${this.id}:${++this.readCounter}`;
     await new Promise<void>((resolve, reject) => {
       const cancelTimer = this.options.clock.schedule(this.settings.requestTimeoutMs, () => {
@@ -290,7 +350,7 @@ export class CutoverNode {
   }
 
   private proposeEntry(propose: () => { index: number; term: number }): Promise<ApplyOutcome | ConfState> {
-    if (this.reads.size + this.proposals.size >= this.settings.pendingRequestsMax) throw new ProposalDroppedError(`${this.settings.pendingRequestsMax} requests already pending on this node`);
+    this.checkCapacity();
     this.stats.proposals++;
     let placed: { index: number; term: number };
     try {
@@ -330,7 +390,9 @@ export class CutoverNode {
   /** Starts the Ready loop unless it is already running (it re-checks before it exits). */
   private kick(): void {
     if (this.driving !== undefined || this.state === 'stopped') return;
-    this.driving = this.drive().finally(() => {
+    const onFatal = this.options.observer?.onFatal;
+    const driving = onFatal === undefined ? this.drive() : this.drive().catch(onFatal);
+    this.driving = driving.finally(() => {
       this.driving = undefined;
     });
   }
@@ -340,6 +402,7 @@ export class CutoverNode {
     await Promise.resolve();
     while (this.raft.hasReady()) {
       const rd = this.raft.ready();
+      this.options.observer?.onReady?.(rd);
       await this.handleReady(rd);
       this.raft.advance();
     }
@@ -370,8 +433,10 @@ export class CutoverNode {
   private applyEntry(entry: Entry): void {
     let result: ApplyOutcome | ConfState | undefined;
     if (entry.type === 'confChange') result = this.applyConfChange(decodeConfChange(entry.data));
-    else if (entry.data.byteLength > 0) result = this.kv.apply(decodeRequest(entry.data));
+    else if (entry.data.byteLength > 0) result = this.applyRequest(decodeRequest(entry.data));
+    const appliedBefore = this.appliedIndex;
     this.appliedIndex = entry.index;
+    this.options.observer?.onApplied?.(entry, appliedBefore);
     const pending = this.proposals.get(entry.index);
     if (pending === undefined) return;
     this.proposals.delete(entry.index);
@@ -379,6 +444,17 @@ export class CutoverNode {
     // Another leader's entry took our index: ours was never committed.
     if (entry.term !== pending.term || result === undefined) pending.reject(new ProposalDroppedError('the entry was replaced by a new leader; retry'));
     else pending.resolve(result);
+  }
+
+  private applyRequest(request: Request): ApplyOutcome {
+    const outcome = this.kv.apply(request);
+    const waiting = request.origin === undefined ? undefined : this.forwarded.get(request.origin);
+    if (waiting !== undefined) {
+      this.forwarded.delete(request.origin!);
+      waiting.cancelTimer();
+      waiting.resolve(outcome);
+    }
+    return outcome;
   }
 
   private applyConfChange(change: ConfChange): ConfState {
