@@ -1,8 +1,8 @@
 /**
- * The real clock. This module is the only place in Cutover that reads real time: everything else
- * is handed a clock (or, in `src/raft`, counts ticks), so the simulator can replace it and a run
- * replays exactly from its seed. The lint rule against `performance.now` and friends has its one
- * exemption here (src/platform/).
+ * The real monotonic clock. Only src/platform/ reads real time (this module for durations,
+ * wall-clock.ts for dates); everything else is handed a clock (or, in `src/raft`, counts ticks),
+ * so the simulator can replace it and a run replays exactly from its seed. The lint rule against
+ * `performance.now` and friends is lifted for src/platform/ alone.
  */
 import { performance } from 'node:perf_hooks';
 
