@@ -55,7 +55,8 @@ class Unstable {
   truncateAndAppend(entries: readonly Entry[]): void {
     const from = entries[0]!.index;
     if (from === this.offset + this.entries.length) {
-      this.entries = this.entries.concat(entries);
+      // In place: ready() hands out a copy, so nothing else holds this array.
+      for (const entry of entries) this.entries.push(entry);
     } else if (from <= this.offset) {
       // Replaces everything unstable; the stable suffix past `from` is overwritten when saved.
       this.offset = from;

@@ -9,6 +9,7 @@ import { entrySize, type ConfChange, type ConfState, type Entry, type Message, t
 
 const NONE = 0;
 const TRANSFER = 'transfer';
+const NO_ENTRIES: readonly Entry[] = Object.freeze([]);
 
 type Campaign = 'preElection' | 'election' | 'transfer';
 
@@ -35,6 +36,9 @@ export class Raft {
   /** No new membership change may be proposed until this index is applied. */
   pendingConfIndex = 0;
   private uncommittedBytes = 0;
+  private readonly matchScratch: number[] = [];
+  /** A broadcast of appends is owed at the next ready() (see flushBroadcast). */
+  bcastPending = false;
   private readonly readOnly = new ReadOnly();
   /** Reads that arrived before this term's first entry committed. */
   private pendingReads: { from: number; context: string }[] = [];
@@ -297,17 +301,22 @@ export class Raft {
   // ---- messages ---------------------------------------------------------------------------
 
   send(m: Outgoing): void {
-    const message: Message = {
-      from: this.id,
+    // One object literal with every field in a fixed order: all messages share one hidden class,
+    // so step() and the driver read them monomorphically (a spread gives each caller's own shape).
+    const message: { -readonly [K in keyof Message]: Message[K] } = {
+      type: m.type,
+      from: m.from ?? this.id,
+      to: m.to,
       term: m.term ?? this.term,
-      logTerm: 0,
-      index: 0,
-      entries: [],
-      commit: 0,
-      reject: false,
-      rejectHint: 0,
-      ...m,
+      logTerm: m.logTerm ?? 0,
+      index: m.index ?? 0,
+      entries: m.entries ?? NO_ENTRIES,
+      commit: m.commit ?? 0,
+      reject: m.reject ?? false,
+      rejectHint: m.rejectHint ?? 0,
     };
+    if (m.snapshot !== undefined) message.snapshot = m.snapshot;
+    if (m.context !== undefined) message.context = m.context;
     this.msgs.push(message);
   }
 
@@ -517,9 +526,10 @@ export class Raft {
       pr.becomeReplicate();
     } else if (pr.state === 'replicate') pr.inflights.freeLE(m.index);
 
-    if (this.maybeCommit()) {
+    if (pr.match > this.log.committed && this.maybeCommit()) {
       this.releasePendingReads();
-      this.bcastAppend();
+      // Tell followers the new commit once per Ready, not once per acknowledgement.
+      this.bcastPending = true;
     } else if (wasPaused) {
       this.sendAppend(m.from);
     }
@@ -532,8 +542,19 @@ export class Raft {
 
   /** Commits the highest index a quorum of voters has (current-term entries only). */
   maybeCommit(): boolean {
-    const matches = this.voterIds().map((id) => this.progress.get(id)!.match).sort((a, b) => b - a);
-    const index = matches[this.quorum() - 1];
+    // Insertion sort (descending) into a reused array: clusters are small and this runs per ack.
+    const matches = this.matchScratch;
+    matches.length = 0;
+    for (const pr of this.progress.values()) {
+      if (pr.isLearner) continue;
+      let i = matches.length;
+      while (i > 0 && matches[i - 1]! < pr.match) {
+        matches[i] = matches[i - 1]!;
+        i--;
+      }
+      matches[i] = pr.match;
+    }
+    const index = matches[Math.floor(matches.length / 2)];
     if (index === undefined) return false;
     return this.log.maybeCommit(index, this.term, this.config.unsafe?.commitPreviousTermByCount === true);
   }
@@ -575,6 +596,13 @@ export class Raft {
     return true;
   }
 
+  /** Sends the appends deferred by propose() and commit advances; RawNode calls it in ready(). */
+  flushBroadcast(): void {
+    if (!this.bcastPending) return;
+    this.bcastPending = false;
+    if (this.role === 'leader') this.bcastAppend();
+  }
+
   bcastAppend(): void {
     for (const id of this.progress.keys()) if (id !== this.id) this.sendAppend(id);
   }
@@ -613,7 +641,8 @@ export class Raft {
     if (this.leadTransferee !== NONE) throw new ProposalDroppedError(`leadership is being transferred to ${this.leadTransferee}`);
     const entry: Entry = { term: this.term, index: this.log.lastIndex() + 1, type, data };
     if (!this.appendEntries([entry])) throw new ProposalDroppedError(`uncommitted entries exceed ${this.config.maxUncommittedEntriesSize} bytes`);
-    this.bcastAppend();
+    // Coalesce: every proposal made before the next ready() goes out in one append per follower.
+    this.bcastPending = true;
     return { index: entry.index, term: entry.term };
   }
 

@@ -130,6 +130,7 @@ export class RawNode {
     if (this.inFlight !== undefined) return false;
     const r = this.raft;
     return (
+      r.bcastPending ||
       r.msgs.length > 0 ||
       r.readStates.length > 0 ||
       r.log.unstable.entries.length > 0 ||
@@ -144,6 +145,7 @@ export class RawNode {
   ready(): Ready {
     assert(this.inFlight === undefined, 'ready() called again before advance()');
     const r = this.raft;
+    r.flushBroadcast();
     const entries = r.log.unstable.entries.slice();
     const snapshot = r.log.unstable.snapshot;
     const committedEntries = r.log.nextCommittedEntries();

@@ -156,7 +156,9 @@ export class MemoryStorage implements WritableRaftStorage {
     assert(first.index <= this.lastIndex() + 1, `append: gap (first ${first.index}, last stored ${this.lastIndex()})`);
     const skip = Math.max(0, offset + 1 - first.index);
     const from = first.index + skip - offset;
-    this.ents = this.ents.slice(0, from).concat(entries.slice(skip));
+    // Truncate any conflicting suffix in place, then append: O(new entries), not O(log length).
+    if (from < this.ents.length) this.ents.length = from;
+    for (let i = skip; i < entries.length; i++) this.ents.push(entries[i]!);
   }
 
   createSnapshot(index: number, confState: ConfState, data: Uint8Array): Snapshot {
