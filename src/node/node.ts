@@ -39,7 +39,7 @@ export interface NodeOptions {
 
 /**
  * What the simulator watches a node do (cluster-sim/runtime/). The hooks are called synchronously
- * from the Ready loop; they must not throw and must not call back into the node.
+ * from the Ready loop; they must not throw and must not change the node (reading `status()` is fine).
  */
 export interface NodeObserver {
   /** A Ready was taken from the Raft core, before any of it is persisted, sent or applied. */
@@ -115,6 +115,13 @@ export class CutoverNode {
   private readonly proposals = new Map<number, PendingProposal>();
   /** Writes this follower forwarded, by origin id (see Request.origin). */
   private readonly forwarded = new Map<string, PendingForward>();
+  /**
+   * `id:nonce`, the prefix of this run's origin ids; the nonce is drawn at start. A restarted node
+   * applies its log again, and those entries carry the origin ids of its earlier runs: with a
+   * counter alone (restarting at 0) they would match new forwarded writes and answer each with
+   * another write's outcome.
+   */
+  private originPrefix = '';
   private originCounter = 0;
   private readonly reads = new Map<string, PendingRead>();
   private readonly appliedWaiters = new AppliedWaiters();
@@ -141,6 +148,8 @@ export class CutoverNode {
     const snapshot = storage.snapshot();
     if (snapshot.metadata.index > 0) this.restoreSnapshot(snapshot);
     else this.confState = storage.initialState().confState;
+    const { random } = this.options;
+    this.originPrefix = `${this.id}:${random.nextUint32().toString(36)}${random.nextUint32().toString(36)}`;
     this.raft = new RawNode({
       id: this.id,
       storage,
@@ -207,7 +216,7 @@ export class CutoverNode {
   /** A follower's write: tagged with an origin id, sent to the leader, settled when applied here. */
   private proposeForwarded(request: Request): Promise<ApplyOutcome> {
     this.checkCapacity();
-    const origin = `${this.id}:${++this.originCounter}`;
+    const origin = `${this.originPrefix}:${++this.originCounter}`;
     try {
       // If this node became leader meanwhile, the entry is appended here: it is still found by origin.
       this.raft.proposeOrForward(encodeRequest({ ...request, origin }));
@@ -411,7 +420,7 @@ export class CutoverNode {
   private async handleReady(rd: Ready): Promise<void> {
     if (rd.softState !== undefined && rd.softState.leader !== this.leader) this.leaderChanged(rd.softState.leader);
     if (rd.entries.length > 0 || rd.hardState !== undefined || rd.snapshot !== undefined) {
-      await this.options.storage.save({ entries: rd.entries, ...(rd.hardState ? { hardState: rd.hardState } : {}), ...(rd.snapshot ? { snapshot: rd.snapshot } : {}) });
+      await this.options.storage.save({ entries: rd.entries, sync: rd.mustSync, ...(rd.hardState ? { hardState: rd.hardState } : {}), ...(rd.snapshot ? { snapshot: rd.snapshot } : {}) });
     }
     // Only now may the messages go: they promise what was just made durable.
     if (rd.messages.length > 0) this.options.transport.send(rd.messages);

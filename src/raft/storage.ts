@@ -58,6 +58,12 @@ export interface StorageUpdate {
   readonly hardState?: HardState;
   readonly entries: readonly Entry[];
   readonly snapshot?: Snapshot;
+  /**
+   * False when the update only moves the commit index (Ready.mustSync): it may then be written
+   * without an fsync, since a commit index lost in a crash is learned again from the leader.
+   * Absent means true.
+   */
+  readonly sync?: boolean;
 }
 
 /**

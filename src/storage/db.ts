@@ -35,7 +35,7 @@ export async function openDb(dataDir: string): Promise<RaftDb> {
   return db;
 }
 
-/** Writes `ops` as one atomic batch, synced to disk (fsync) before the promise resolves. */
-export async function writeSyncedBatch(db: RaftDb, ops: readonly RecordOp[]): Promise<void> {
-  await db.batch([...ops], { sync: true, keyEncoding: 'view', valueEncoding: 'view' });
+/** Writes `ops` as one atomic batch; with `sync` (the default) it is on disk (fsync) before the promise resolves. */
+export async function writeSyncedBatch(db: RaftDb, ops: readonly RecordOp[], sync = true): Promise<void> {
+  await db.batch([...ops], { sync, keyEncoding: 'view', valueEncoding: 'view' });
 }

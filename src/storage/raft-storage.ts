@@ -100,7 +100,9 @@ export class LevelRaftStorage implements WritableRaftStorage {
 
   /** Persists one Ready (snapshot, entries, hard state) as one atomic, synced batch. */
   async save(update: StorageUpdate): Promise<void> {
-    await this.enqueue((image) => planSave(image, update));
+    // Refuse to skip the fsync for anything but a commit-index-only update (a bug otherwise).
+    const sync = update.sync !== false || update.entries.length > 0 || update.snapshot !== undefined;
+    await this.enqueue((image) => planSave(image, update), sync);
   }
 
   /**
@@ -141,29 +143,29 @@ export class LevelRaftStorage implements WritableRaftStorage {
   }
 
   /** Queues a write; rejects at once if the storage is closing or closed. */
-  private enqueue(plan: (image: StorageImage) => WritePlan): Promise<StorageImage> {
+  private enqueue(plan: (image: StorageImage) => WritePlan, sync = true): Promise<StorageImage> {
     if (this.closing !== undefined) return Promise.reject(new StorageClosedError(this.dataDir));
-    const run = this.writes.then(() => this.write(plan));
+    const run = this.writes.then(() => this.write(plan, sync));
     this.writes = run.then(noop, noop);
     return run;
   }
 
   /** Plans against the current image, writes the batch (if any), then moves the image. */
-  private async write(plan: (image: StorageImage) => WritePlan): Promise<StorageImage> {
+  private async write(plan: (image: StorageImage) => WritePlan, sync: boolean): Promise<StorageImage> {
     if (this.failed) throw new StorageWriteError(this.dataDir, 'an earlier write failed; restart to reload from disk');
     const { ops, next } = plan(this.image);
     if (ops.length === 0) return this.image;
-    const durationMs = await this.commit(ops);
+    const durationMs = await this.commit(ops, sync);
     this.image = next;
-    this.reportSyncWrite(durationMs);
+    if (sync) this.reportSyncWrite(durationMs);
     return next;
   }
 
-  /** Writes `ops` as one synced batch and returns how long it took. */
-  private async commit(ops: readonly RecordOp[]): Promise<number> {
+  /** Writes `ops` as one batch (synced unless `sync` is false) and returns how long it took. */
+  private async commit(ops: readonly RecordOp[], sync: boolean): Promise<number> {
     const startMs = this.clock.nowMs();
     try {
-      await writeSyncedBatch(this.db, ops);
+      await writeSyncedBatch(this.db, ops, sync);
     } catch (error) {
       this.failed = true;
       this.logger.error({ dataDir: this.dataDir, err: error }, 'raft storage write failed; refusing further writes');
