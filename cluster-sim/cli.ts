@@ -1,7 +1,8 @@
 /**
- * `npm run sim -- [--seeds N] [--first-seed S] [--seed S] [--nodes 3|5] [--unsafe VARIANT] [--verbose] [--quiet]`
+ * `npm run sim -- [--target node|raft] [--seeds N] [--first-seed S] [--seed S] [--nodes 3|5] [--unsafe VARIANT] [--verbose] [--quiet]`
  *
- * Runs the deterministic simulator. Every seed prints one `SEED=<seed> nodes=<n> ...` line with
+ * Runs the deterministic simulator on the node runtime (`--target node`, the default) or on the
+ * bare Raft core with the simulator's own driver (`--target raft`). Every seed prints one `SEED=<seed> nodes=<n> ...` line with
  * every option it drew (`--quiet` keeps only progress lines and failures). `--seeds N` runs seeds
  * S..S+N-1 (S = --first-seed, default 1) with a progress line per 100 seeds; `--seed S` runs one
  * seed and prints a summary (`--verbose` adds every event as it happens). A failing seed prints
@@ -10,12 +11,13 @@
  */
 import { parseArgs } from 'node:util';
 import { monotonicClock } from '../src/platform/clock.ts';
-import { UNSAFE_VARIANTS, drawOptions, formatOptions, type UnsafeVariant } from './options.ts';
-import { runSimulation, type SimResult } from './simulation.ts';
+import { SIM_TARGETS, UNSAFE_VARIANTS, drawOptions, formatOptions, type SimTarget, type UnsafeVariant } from './options.ts';
+import { runTarget, type SimResult } from './run.ts';
 
 interface CliOptions {
   readonly seeds: number[];
   readonly nodes: number;
+  readonly target: SimTarget;
   readonly unsafe: UnsafeVariant | 'none';
   readonly verbose: boolean;
   /** Print only progress lines and failures, not each seed's options. */
@@ -23,7 +25,7 @@ interface CliOptions {
   readonly single: boolean;
 }
 
-const USAGE = `usage: npm run sim -- [--seeds N] [--first-seed S] [--seed S] [--nodes 3|5] [--unsafe ${UNSAFE_VARIANTS.join('|')}] [--verbose] [--quiet]`;
+const USAGE = `usage: npm run sim -- [--target ${SIM_TARGETS.join('|')}] [--seeds N] [--first-seed S] [--seed S] [--nodes 3|5] [--unsafe ${UNSAFE_VARIANTS.join('|')}] [--verbose] [--quiet]`;
 const PROGRESS_EVERY_SEEDS = 100;
 
 function parseCli(argv: string[]): CliOptions {
@@ -34,6 +36,7 @@ function parseCli(argv: string[]): CliOptions {
       'first-seed': { type: 'string' },
       seed: { type: 'string' },
       nodes: { type: 'string' },
+      target: { type: 'string' },
       unsafe: { type: 'string' },
       verbose: { type: 'boolean', default: false },
       quiet: { type: 'boolean', default: false },
@@ -47,13 +50,15 @@ function parseCli(argv: string[]): CliOptions {
   }
   const nodes = integer('--nodes', values.nodes ?? '3');
   if (nodes !== 3 && nodes !== 5) fail('--nodes must be 3 or 5');
+  const target = values.target ?? 'node';
+  if (!(SIM_TARGETS as readonly string[]).includes(target)) fail(`--target must be one of ${SIM_TARGETS.join(', ')}`);
   const unsafe = values.unsafe ?? 'none';
   if (unsafe !== 'none' && !(UNSAFE_VARIANTS as readonly string[]).includes(unsafe)) fail(`--unsafe must be one of ${UNSAFE_VARIANTS.join(', ')}`);
   const single = values.seed !== undefined;
   if (single && values.seeds !== undefined) fail('--seed and --seeds are exclusive');
   const first = integer('--first-seed', values['first-seed'] ?? '1');
   const seeds = single ? [integer('--seed', values.seed!)] : Array.from({ length: integer('--seeds', values.seeds ?? '100') }, (_, i) => first + i);
-  return { seeds, nodes, unsafe: unsafe as UnsafeVariant | 'none', verbose: values.verbose, quiet: values.quiet && !single, single };
+  return { seeds, nodes, target: target as SimTarget, unsafe: unsafe as UnsafeVariant | 'none', verbose: values.verbose, quiet: values.quiet && !single, single };
 }
 
 function integer(name: string, text: string): number {
@@ -75,8 +80,8 @@ function summarise(result: SimResult): string {
     `seed ${result.options.seed}: ${verdict} sim=${(s.simTimeMs / 1000).toFixed(1)}s events=${s.events} ` +
     `ops=${s.workload.started} (done ${s.workload.completed}, gave up ${s.workload.gaveUp}) maxTerm=${s.maxTerm} maxCommit=${s.maxCommit} ` +
     `msgs=${s.network.sent} (lost ${s.network.lost}, cut ${s.network.partitioned}, dup ${s.network.duplicated}) ` +
-    `crashes=${s.faults.crashes} partitions=${s.faults.partitions} clogs=${s.faults.clogs} transfers=${s.faults.transfers} confChanges=${s.faults.membershipChanges} ` +
-    `writes=${s.disk.writes} torn=${s.disk.tornWrites} (detected ${s.disk.tornDetected}) snapshots=${s.snapshotsTaken} (installed ${s.snapshotsInstalled}) ` +
+    `crashes=${s.faults.crashes} stops=${s.faults.stops} partitions=${s.faults.partitions} clogs=${s.faults.clogs} transfers=${s.faults.transfers} confChanges=${s.faults.membershipChanges} ` +
+    `writes=${s.disk.writes} torn=${s.disk.tornWrites} (detected ${s.disk.tornDetected}) unsyncedLost=${s.disk.unsyncedLost} snapshots=${s.snapshotsTaken} (installed ${s.snapshotsInstalled}) ` +
     `liveness=${s.livenessMs === undefined ? '-' : `${s.livenessMs.toFixed(0)}ms`} linearizability=${s.linearizability} (${s.historyOps} ops) digest=${result.traceDigest}`
   );
 }
@@ -90,7 +95,7 @@ function printFailure(result: SimResult, cli: CliOptions): void {
 }
 
 function replayCommand(seed: number, cli: CliOptions): string {
-  return `npm run sim -- --seed ${seed} --nodes ${cli.nodes}${cli.unsafe === 'none' ? '' : ` --unsafe ${cli.unsafe}`}`;
+  return `npm run sim -- --target ${cli.target} --seed ${seed} --nodes ${cli.nodes}${cli.unsafe === 'none' ? '' : ` --unsafe ${cli.unsafe}`}`;
 }
 
 /** Counts across seeds, for the progress lines and the final totals. */
@@ -117,16 +122,16 @@ class Totals {
   }
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const cli = parseCli(process.argv.slice(2));
   const totals = new Totals();
   for (const seed of cli.seeds) {
-    const options = drawOptions(seed, { nodes: cli.nodes, unsafe: cli.unsafe });
+    const options = drawOptions(seed, { nodes: cli.nodes, target: cli.target, unsafe: cli.unsafe });
     if (!cli.quiet) console.log(formatOptions(options));
-    const result = runSimulation(options, cli.verbose ? { verbose: (line) => console.log(line) } : {});
+    const result = await runTarget(options, cli.verbose ? { verbose: (line) => console.log(line) } : {});
     totals.add(result);
     if (result.violations.length > 0) printFailure(result, cli);
-    if (result.stats.linearizability === 'unknown') console.log(`seed ${seed}: linearizability unknown (search budget exhausted on ${result.stats.historyOps} ops); replay: ${replayCommand(seed, cli)}`);
+    if (result.stats.linearizability === 'unknown') console.log(`seed ${seed}: linearizability unknown on ${result.stats.historyOps} ops (${result.stats.linearizabilityNote}); replay: ${replayCommand(seed, cli)}`);
     if (cli.single || cli.verbose) console.log(summarise(result));
     else if (totals.seeds % PROGRESS_EVERY_SEEDS === 0 || totals.seeds === cli.seeds.length) {
       console.log(`[${String(totals.seeds).padStart(6)}/${cli.seeds.length}] seeds ${cli.seeds[0]}..${seed}: violations=${totals.failed} linearizability-unknown=${totals.unknown} wall=${totals.wallS().toFixed(1)}s`);
@@ -134,11 +139,11 @@ function main(): void {
   }
   const { slowestLiveness } = totals;
   console.log(
-    `seeds run: ${totals.seeds} (nodes=${cli.nodes}${cli.unsafe === 'none' ? '' : `, unsafe=${cli.unsafe}`}), violations: ${totals.failed}, ` +
+    `seeds run: ${totals.seeds} (target=${cli.target}, nodes=${cli.nodes}${cli.unsafe === 'none' ? '' : `, unsafe=${cli.unsafe}`}), violations: ${totals.failed}, ` +
       `linearizability unknown: ${totals.unknown}, slowest recovery after the heal: ${slowestLiveness.ms.toFixed(0)}ms (seed ${slowestLiveness.seed}), ` +
       `simulated time: ${(totals.simTimeMs / 1000).toFixed(1)}s, wall time: ${totals.wallS().toFixed(1)}s`,
   );
   process.exitCode = totals.failed > 0 ? 1 : 0;
 }
 
-main();
+await main();

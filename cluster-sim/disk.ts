@@ -9,6 +9,11 @@
  * the rest being whatever the sectors held before. Recovery verifies every record and discards a
  * bad one and everything after it. That is safe because a write in flight was never acknowledged:
  * the node sends a Ready's messages only after its write completes.
+ *
+ * A write made without fsync (`StorageUpdate.sync === false`: a Ready that only moves the commit
+ * index) completes, but stays volatile until a later synced write or a checkpoint flushes it. A
+ * crash is a power loss: it keeps only a prefix of the volatile records (drawn at random), and the
+ * write in flight is then lost too. Writes without an explicit `sync` are synced.
  */
 import { assert } from '../src/util/assert.ts';
 import type { SeededRandom } from '../src/util/random.ts';
@@ -42,6 +47,8 @@ export interface DiskStats {
   writes: number;
   bytesWritten: number;
   lostWrites: number;
+  /** Completed writes made without fsync that a crash took back. */
+  unsyncedLost: number;
   tornWrites: number;
   tornDetected: number;
   folds: number;
@@ -51,6 +58,7 @@ export interface DiskStats {
 interface PendingWrite {
   readonly update: StorageUpdate;
   readonly bytes: Uint8Array;
+  readonly sync: boolean;
 }
 
 /** Folding the log into a new checkpoint once it holds this many records bounds recovery work. */
@@ -58,9 +66,11 @@ const LOG_RECORDS_MAX = 1024;
 
 /** The simulated disk of one node. */
 export class SimDisk {
-  readonly stats: DiskStats = { writes: 0, bytesWritten: 0, lostWrites: 0, tornWrites: 0, tornDetected: 0, folds: 0 };
+  readonly stats: DiskStats = { writes: 0, bytesWritten: 0, lostWrites: 0, unsyncedLost: 0, tornWrites: 0, tornDetected: 0, folds: 0 };
   private checkpoint: DiskRecord;
   private log: DiskRecord[] = [];
+  /** The records of `log` that an fsync has made durable: a prefix (the rest are volatile). */
+  private durableRecords = 0;
   private pending: PendingWrite | undefined;
   private live: MemoryStorage | undefined;
 
@@ -85,7 +95,7 @@ export class SimDisk {
   beginWrite(update: StorageUpdate): void {
     assert(this.pending === undefined, 'SimDisk: a write is already in flight');
     assert(this.live !== undefined, 'SimDisk: write while crashed');
-    this.pending = { update, bytes: encodeUpdate(update) };
+    this.pending = { update, bytes: encodeUpdate(update), sync: update.sync !== false };
   }
 
   /** Makes the write in flight durable and applies it to the live storage. */
@@ -96,6 +106,8 @@ export class SimDisk {
     // The live storage validates the update first: a write it rejects never reaches the log.
     this.live.save(pending.update);
     this.log.push(sealRecord(pending.bytes));
+    // An fsync flushes this record and every volatile one before it (one append-only file).
+    if (pending.sync) this.durableRecords = this.log.length;
     this.stats.writes++;
     this.stats.bytesWritten += pending.bytes.length;
     if (this.log.length >= LOG_RECORDS_MAX) this.fold();
@@ -121,21 +133,47 @@ export class SimDisk {
   }
 
   /**
-   * The node crashed: the live storage is gone, and the write in flight is lost, or left torn
-   * when `tear` is set (with `random` choosing where it tore).
+   * The node crashed (a power loss): the live storage is gone, volatile records may be lost (a
+   * random suffix of them), and the write in flight is lost, or left torn when `tear` is set and
+   * every volatile record survived (with `random` choosing where it tore).
    */
-  crash(tear: boolean, random: SeededRandom): { torn: boolean } {
+  crash(tear: boolean, random: SeededRandom): { torn: boolean; unsyncedLost: number } {
     const pending = this.pending;
     this.pending = undefined;
     this.live = undefined;
-    if (pending === undefined) return { torn: false };
-    if (!tear) {
+    const unsyncedLost = this.loseVolatile(random);
+    // What survived the power loss is on the platter now.
+    this.durableRecords = this.log.length;
+    if (pending === undefined) return { torn: false, unsyncedLost };
+    if (!tear || unsyncedLost > 0) {
       this.stats.lostWrites++;
-      return { torn: false };
+      return { torn: false, unsyncedLost };
     }
     this.log.push(tornRecord(pending.bytes, random));
+    this.durableRecords = this.log.length;
     this.stats.tornWrites++;
-    return { torn: true };
+    return { torn: true, unsyncedLost };
+  }
+
+  /**
+   * A clean shutdown (the node runtime's graceful stop): nothing may be in flight, since a node
+   * that stops finishes its writes first. The live storage goes; `recover` rebuilds it. The
+   * operating system keeps what was written without fsync, so nothing volatile is lost.
+   */
+  close(): void {
+    assert(this.pending === undefined, 'SimDisk: closed with a write in flight');
+    this.live = undefined;
+    this.durableRecords = this.log.length;
+  }
+
+  /** Drops a random suffix of the volatile records; returns how many. Draws nothing when none are volatile. */
+  private loseVolatile(random: SeededRandom): number {
+    const volatile = this.log.length - this.durableRecords;
+    if (volatile === 0) return 0;
+    const lost = volatile - random.nextInt(0, volatile + 1);
+    this.log.length -= lost;
+    this.stats.unsyncedLost += lost;
+    return lost;
   }
 
   /**
@@ -148,6 +186,7 @@ export class SimDisk {
     const storage = restoreImage(decodeImage(this.checkpoint.bytes));
     const report = replay(storage, this.log);
     this.log = this.log.slice(0, report.recordsReplayed);
+    this.durableRecords = this.log.length;
     this.stats.tornDetected += report.recordsDiscarded;
     if (forgetVote) storage.save({ entries: [], hardState: { ...storage.initialState().hardState, vote: 0 } });
     this.live = storage;
@@ -158,6 +197,7 @@ export class SimDisk {
   private fold(): void {
     this.checkpoint = sealRecord(encodeImage(imageOf(this.storage)));
     this.log = [];
+    this.durableRecords = 0;
     this.stats.folds++;
   }
 }

@@ -48,19 +48,45 @@ export class EventQueue {
    */
   runUntil(untilMs: number, shouldStop: () => boolean): number {
     let count = 0;
-    for (;;) {
-      const next = this.heap[0];
-      if (next === undefined || next.atMs > untilMs) break;
-      this.pop();
-      assert(next.atMs >= this.nowMsValue, 'EventQueue: time went backwards');
-      this.nowMsValue = next.atMs;
-      this.eventsRunCount++;
+    for (let next = this.takeDue(untilMs); next !== undefined; next = this.takeDue(untilMs)) {
       count++;
       next.action();
       if (shouldStop()) return count;
     }
-    if (untilMs > this.nowMsValue && Number.isFinite(untilMs)) this.nowMsValue = untilMs;
+    this.advanceTo(untilMs);
     return count;
+  }
+
+  /**
+   * `runUntil` for asynchronous code (the node runtime awaits its disk writes): after each event it
+   * awaits `settle()`, which must let every promise chain the event started run to its end, so the
+   * next event sees their effects. Events run one at a time, in the same order as `runUntil`.
+   */
+  async runUntilSettled(untilMs: number, shouldStop: () => boolean, settle: () => Promise<void>): Promise<number> {
+    let count = 0;
+    for (let next = this.takeDue(untilMs); next !== undefined; next = this.takeDue(untilMs)) {
+      count++;
+      next.action();
+      await settle();
+      if (shouldStop()) return count;
+    }
+    this.advanceTo(untilMs);
+    return count;
+  }
+
+  /** Removes the next event due at or before `untilMs` and moves time to it; undefined if none. */
+  private takeDue(untilMs: number): ScheduledEvent | undefined {
+    const next = this.heap[0];
+    if (next === undefined || next.atMs > untilMs) return undefined;
+    this.pop();
+    assert(next.atMs >= this.nowMsValue, 'EventQueue: time went backwards');
+    this.nowMsValue = next.atMs;
+    this.eventsRunCount++;
+    return next;
+  }
+
+  private advanceTo(untilMs: number): void {
+    if (untilMs > this.nowMsValue && Number.isFinite(untilMs)) this.nowMsValue = untilMs;
   }
 
   private push(event: ScheduledEvent): void {

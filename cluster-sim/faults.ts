@@ -1,23 +1,44 @@
 /**
  * The fault scheduler ("nemesis") of the safety phase. At exponentially distributed intervals it
  * picks one action by the seed's weights: a partition of some shape, a clogged link, a crash
- * (with a restart after a random downtime), a leader transfer, or one step of a membership cycle
- * (remove a voter, add it back as a learner, promote it). Everything it does ends on its own
- * (partitions heal, links unclog, nodes restart) unless the liveness phase takes over first.
+ * (with a restart after a random downtime; on the node target some are graceful stops instead),
+ * a leader transfer, or one step of a membership cycle (remove a voter, add it back as a learner,
+ * promote it). Everything it does ends on its own (partitions heal, links unclog, nodes restart)
+ * unless the liveness phase takes over first.
  */
 import type { SeededRandom } from '../src/util/random.ts';
-import type { ConfChange } from '../src/raft/types.ts';
+import type { ConfChange, Status } from '../src/raft/types.ts';
 import type { EventQueue } from './events.ts';
 import { PARTITION_KINDS, partitionLinks, type SimNetwork } from './network.ts';
-import type { SimNode } from './node.ts';
 import type { SimOptions } from './options.ts';
 import type { Trace } from './trace.ts';
+
+/** A simulated node as the fault scheduler and the liveness phase see it (either target). */
+export interface FaultableNode {
+  readonly id: number;
+  /** Whether the node is running, or still stopping gracefully (a crashed or stopped node is not). */
+  readonly up: boolean;
+  /** Kills the node (a power loss); the write in flight is lost, or with `tear`, left torn on disk. */
+  crash(tear: boolean): void;
+  /** Starts a crashed or stopped node again on what its disk holds. */
+  restart(): void;
+  /** Stops the node gracefully (only a target that has a graceful stop). */
+  stop?(): void;
+  /** Raft status, or undefined while down. */
+  status(): Status | undefined;
+  /** Throws a coded error when refused at once. */
+  transferLeader(target: number): void;
+  /** Throws a coded error when refused at once (a target may also report a later refusal itself). */
+  proposeConfChange(change: ConfChange): void;
+}
 
 /** Fault counts, for the run summary. */
 export interface FaultStats {
   partitions: number;
   clogs: number;
   crashes: number;
+  /** Graceful stops (node target). */
+  stops: number;
   restarts: number;
   transfers: number;
   membershipChanges: number;
@@ -27,7 +48,7 @@ type Action = 'partition' | 'clog' | 'crash' | 'transfer' | 'membership';
 
 /** Drives faults until `stop()`. */
 export class FaultScheduler {
-  readonly stats: FaultStats = { partitions: 0, clogs: 0, crashes: 0, restarts: 0, transfers: 0, membershipChanges: 0 };
+  readonly stats: FaultStats = { partitions: 0, clogs: 0, crashes: 0, stops: 0, restarts: 0, transfers: 0, membershipChanges: 0 };
   private active = true;
   /** Bumped by each partition, so only the latest one's heal event heals. */
   private partitionGeneration = 0;
@@ -38,7 +59,7 @@ export class FaultScheduler {
     private readonly options: SimOptions,
     private readonly trace: Trace,
     private readonly network: SimNetwork,
-    private readonly nodes: readonly SimNode[],
+    private readonly nodes: readonly FaultableNode[],
   ) {}
 
   start(): void {
@@ -119,8 +140,14 @@ export class FaultScheduler {
   private crash(): void {
     const node = this.nodes[this.randomNodeId() - 1]!;
     if (!node.up) return;
-    node.crash(this.random.nextFloat() < this.options.tornWriteRate);
-    this.stats.crashes++;
+    // The raft target has no graceful stop, and draws nothing for it.
+    if (node.stop !== undefined && this.options.gracefulStopRate > 0 && this.random.nextFloat() < this.options.gracefulStopRate) {
+      node.stop();
+      this.stats.stops++;
+    } else {
+      node.crash(this.random.nextFloat() < this.options.tornWriteRate);
+      this.stats.crashes++;
+    }
     this.queue.after(this.duration(this.options.downtimeMaxMs), () => {
       if (!this.active || node.up) return;
       node.restart();
@@ -166,7 +193,7 @@ export class FaultScheduler {
     }
   }
 
-  private findLeader(): SimNode | undefined {
+  private findLeader(): FaultableNode | undefined {
     const leaders = this.nodes.filter((node) => node.status()?.role === 'leader');
     // With several self-declared leaders (a deposed one has not heard yet), take the newest term.
     leaders.sort((a, b) => b.status()!.term - a.status()!.term);

@@ -9,10 +9,19 @@ import { SeededRandom } from '../src/util/random.ts';
 export const UNSAFE_VARIANTS = ['commit-previous-term', 'forget-vote', 'stale-read'] as const;
 export type UnsafeVariant = (typeof UNSAFE_VARIANTS)[number];
 
+/**
+ * What runs on each simulated node: `node`, the node runtime itself (`CutoverNode` with its KV
+ * store, cluster-sim/runtime/), or `raft`, the simulator's own driver of the bare Raft core
+ * (node.ts, with a register state machine).
+ */
+export const SIM_TARGETS = ['node', 'raft'] as const;
+export type SimTarget = (typeof SIM_TARGETS)[number];
+
 /** All options of one run. Times are simulated milliseconds; rates are probabilities. */
 export interface SimOptions {
   readonly seed: number;
   readonly nodes: number;
+  readonly target: SimTarget;
   /** A broken variant, or 'none' for the real system. */
   readonly unsafe: UnsafeVariant | 'none';
   // Raft and the node driver.
@@ -67,11 +76,22 @@ export interface SimOptions {
   readonly livenessTicksMax: number;
   /** Whether the liveness phase restarts every node, not only the crashed ones. */
   readonly livenessFullRestart: boolean;
+  // The node target only (the raft target ignores them).
+  /** Weight of deletes in the operation mix. */
+  readonly deleteWeight: number;
+  /** The node's own deadline for a proposal or a linearizable read (NodeSettings.requestTimeoutMs). */
+  readonly nodeRequestTimeoutMs: number;
+  /** Entries a node keeps behind its snapshot (NodeSettings.compactionMarginEntries). */
+  readonly compactionMarginEntries: number;
+  /** Share of the crash faults that are graceful stops (`CutoverNode.stop()`) instead. */
+  readonly gracefulStopRate: number;
 }
 
 /** What a caller may fix before the rest is drawn. */
 export interface DrawRequest {
   readonly nodes?: number;
+  /** Default 'node': the node runtime is the product. */
+  readonly target?: SimTarget;
   readonly unsafe?: UnsafeVariant | 'none';
   readonly overrides?: Partial<SimOptions>;
 }
@@ -83,9 +103,11 @@ export function drawOptions(seed: number, request: DrawRequest = {}): SimOptions
   const chance = (p: number): boolean => random.nextFloat() < p;
   const between = (min: number, max: number): number => round(min + random.nextFloat() * (max - min));
   const unsafe = request.unsafe ?? 'none';
+  const target = request.target ?? 'node';
   const drawn: SimOptions = {
     seed,
     nodes: request.nodes ?? 3,
+    target,
     unsafe,
     tickMs: 10,
     tickDriftFraction: pick([0, 0.01, 0.05]),
@@ -127,8 +149,21 @@ export function drawOptions(seed: number, request: DrawRequest = {}): SimOptions
     safetyPhaseMs: random.nextInt(20, 41) * 1000,
     livenessTicksMax: 1500,
     livenessFullRestart: chance(0.3),
+    // Drawn last, so that adding them left the raft target's draws (and its seeds' runs) unchanged.
+    deleteWeight: random.nextInt(0, 3),
+    nodeRequestTimeoutMs: pick([200, 1000, 5000]),
+    compactionMarginEntries: pick([1, 2, 10, 100]),
+    gracefulStopRate: pick([0, 0.2, 0.5]),
   };
-  return { ...drawn, ...unsafeProfile(unsafe), ...request.overrides, seed };
+  return { ...drawn, ...unsafeProfile(unsafe), ...targetProfile(target), ...request.overrides, seed };
+}
+
+/**
+ * The node runtime always runs Raft with pre-vote and check-quorum on (NodeSettings has no switch
+ * for them), so its runs say so; the raft target keeps the drawn values.
+ */
+function targetProfile(target: SimTarget): Partial<SimOptions> {
+  return target === 'node' ? { preVote: true, checkQuorum: true } : {};
 }
 
 /**

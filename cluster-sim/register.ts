@@ -1,10 +1,12 @@
 /**
- * The replicated state machine the simulator runs on every node: a map of registers (key → value)
+ * The replicated state machine the raft target runs on every node: a map of registers (key → value)
  * with client sessions, so that a retried write (same client id and sequence) applies once and
- * answers with its first result. Commands travel in log entries as JSON.
+ * answers with its first result. Commands travel in log entries as JSON. Also the operations its
+ * clients run (`registerOperations`).
  */
 import { assert } from '../src/util/assert.ts';
 import type { RegisterInput, RegisterOutput } from './checkers/register-model.ts';
+import type { OperationSpec } from './workload.ts';
 
 /** A write command as it is stored in a log entry. Reads never enter the log. */
 export interface RegisterCommand {
@@ -95,3 +97,32 @@ export class RegisterMachine {
     }
   }
 }
+
+/** The raft target's client operations: put, get and compare-and-set by the seed's weights. */
+export const registerOperations: OperationSpec<RegisterInput, RegisterOutput> = {
+  draw(random, options, clientId, sequence, lastSeen) {
+    const { getWeight, putWeight, casWeight } = options;
+    const draw = random.nextFloat() * (getWeight + putWeight + casWeight);
+    const value = `c${clientId}s${sequence}`;
+    if (draw < getWeight) return { kind: 'get' };
+    if (draw < getWeight + putWeight) return { kind: 'put', value };
+    const expected = random.nextFloat() < 0.2 ? null : lastSeen;
+    return { kind: 'cas', expected, value };
+  },
+  isRead: (input) => input.kind === 'get',
+  learn(input, output) {
+    if (output.kind === 'get') return output.value;
+    if (input.kind !== 'get' && (output.kind === 'put' || (output.kind === 'cas' && output.ok))) return input.value;
+    return undefined;
+  },
+  describe(input) {
+    if (input.kind === 'get') return 'get';
+    if (input.kind === 'put') return `put ${input.value}`;
+    return `cas ${String(input.expected)}=>${input.value}`;
+  },
+  describeOutput(output) {
+    if (output.kind === 'get') return String(output.value);
+    if (output.kind === 'cas') return output.ok ? 'ok' : 'failed';
+    return 'ok';
+  },
+};

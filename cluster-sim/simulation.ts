@@ -1,68 +1,30 @@
 /**
- * One simulated run, fully determined by its options (and so by its seed): a safety phase with
- * faults, checked all along by the invariant checker, then a liveness phase that heals everything
- * and requires a leader and new client progress within a bounded number of ticks, then the
- * linearizability check of the whole client history.
+ * One simulated run of the raft target (the simulator's own driver of the bare Raft core, node.ts),
+ * fully determined by its options (and so by its seed): a safety phase with faults, checked all
+ * along by the invariant checker, then a liveness phase that heals everything and requires a
+ * leader and new client progress within a bounded number of ticks, then the linearizability check
+ * of the whole client history. The node target's run is runtime/simulation.ts.
  */
 import { SeededRandom } from '../src/util/random.ts';
 import type { Message } from '../src/raft/types.ts';
-import { InvariantChecker, type Violation } from './checkers/invariants.ts';
-import { checkLinearizable } from './checkers/linearizability.ts';
+import { assert } from '../src/util/assert.ts';
+import { InvariantChecker } from './checkers/invariants.ts';
 import { registerModel } from './checkers/register-model.ts';
-import type { DiskStats } from './disk.ts';
 import { EventQueue } from './events.ts';
-import { FaultScheduler, type FaultStats } from './faults.ts';
-import { SimNetwork, type NetworkStats } from './network.ts';
+import { FaultScheduler } from './faults.ts';
+import { SimNetwork } from './network.ts';
 import { SimNode, type NodeEnvironment } from './node.ts';
 import type { SimOptions } from './options.ts';
+import { TRACE_CAPACITY, buildResult, collectStats, describeException, judgeHistory, livenessFailure, livenessReached, type RunHooks, type SimResult, type SimStats } from './outcome.ts';
+import { registerOperations } from './register.ts';
 import { Trace } from './trace.ts';
-import { Workload, type WorkloadStats } from './workload.ts';
+import { Workload } from './workload.ts';
 
-/** Everything a run counted. All of it is deterministic for a given seed. */
-export interface SimStats {
-  simTimeMs: number;
-  events: number;
-  traceEvents: number;
-  network: NetworkStats;
-  disk: DiskStats;
-  faults: FaultStats;
-  workload: WorkloadStats;
-  maxTerm: number;
-  maxCommit: number;
-  snapshotsTaken: number;
-  /** Snapshots a node received from its leader and installed (the catch-up path). */
-  snapshotsInstalled: number;
-  /** Simulated ms from the heal to a leader plus client progress; undefined if never reached. */
-  livenessMs: number | undefined;
-  linearizability: 'ok' | 'violation' | 'unknown' | 'skipped';
-  historyOps: number;
-}
+export type { RunHooks, SimResult, SimStats } from './outcome.ts';
 
-/** The outcome of one run. */
-export interface SimResult {
-  readonly options: SimOptions;
-  /** Empty when every checker passed. The run stops at the first safety violation. */
-  readonly violations: readonly Violation[];
-  readonly stats: SimStats;
-  /** Digest of every traced event: equal for two runs of one seed. */
-  readonly traceDigest: string;
-  /** The last events before the end of the run (filled when there is a violation). */
-  readonly trace: readonly string[];
-}
-
-export interface RunHooks {
-  /** Receives every trace event as a line while the run goes (for --verbose). */
-  readonly verbose?: (line: string) => void;
-  /** How many trace lines a failed run returns (default 30). */
-  readonly traceLines?: number;
-}
-
-/** Linearizability search budget per key; past it the verdict is "unknown", not a violation. */
-const LINEARIZABILITY_STEPS_PER_KEY_MAX = 2_000_000;
-const TRACE_CAPACITY = 512;
-
-/** Runs one seed's simulation in-process. */
+/** Runs one seed's simulation of the raft target in-process. */
 export function runSimulation(options: SimOptions, hooks: RunHooks = {}): SimResult {
+  assert(options.target === 'raft', `runSimulation runs the raft target; use runTarget for target ${options.target}`);
   return new Simulation(options, hooks).run();
 }
 
@@ -75,7 +37,7 @@ class Simulation {
   private readonly workload: Workload;
   private readonly faults: FaultScheduler;
   private livenessMs: number | undefined = undefined;
-  private linearizability: SimStats['linearizability'] = 'skipped';
+  private linearizability: Pick<SimStats, 'linearizability' | 'linearizabilityNote'> = { linearizability: 'skipped', linearizabilityNote: '' };
   private historyOps = 0;
   private readonly counters = { snapshotsTaken: 0, snapshotsInstalled: 0 };
 
@@ -100,7 +62,7 @@ class Simulation {
       reply: (nodeId, request, reply) => this.workload.reply(nodeId, request, reply),
     };
     this.nodes = Array.from({ length: options.nodes }, (_, i) => new SimNode(i + 1, env, root.fork()));
-    this.workload = new Workload(this.queue, root.fork(), options, this.trace, (nodeId, request) => this.nodes[nodeId - 1]!.handleClientRequest(request));
+    this.workload = new Workload(this.queue, root.fork(), options, this.trace, (nodeId, request) => this.nodes[nodeId - 1]!.handleClientRequest(request), registerOperations);
     this.faults = new FaultScheduler(this.queue, root.fork(), options, this.trace, this.network, this.nodes);
   }
 
@@ -113,9 +75,11 @@ class Simulation {
       if (!this.checker.failed) this.livenessPhase();
       if (!this.checker.failed) this.checkLinearizability();
     } catch (error) {
-      this.checker.report('exception', error instanceof Error ? `${error.name}: ${error.message}\n${error.stack ?? ''}` : String(error));
+      this.checker.report('exception', describeException(error));
     }
-    return this.result();
+    const parts = { queue: this.queue, trace: this.trace, network: this.network, faults: this.faults, workload: this.workload, nodes: this.nodes, counters: this.counters };
+    const stats = collectStats(parts, { livenessMs: this.livenessMs, ...this.linearizability, historyOps: this.historyOps });
+    return buildResult(this.options, this.checker, this.trace, stats, this.hooks);
   }
 
   private deliver(message: Message): boolean {
@@ -145,83 +109,16 @@ class Simulation {
       if (!node.up) node.restart();
     }
     const deadlineMs = healAtMs + this.options.livenessTicksMax * this.options.tickMs;
-    const progressed = (): boolean => {
-      const progress = this.workload.progressSinceHeal();
-      return progress.writes >= 1 && progress.operations >= this.options.clients && this.leader() !== undefined;
-    };
+    const progressed = (): boolean => livenessReached(this.options, this.workload.progressSinceHeal(), this.nodes);
     this.queue.runUntil(deadlineMs, () => this.checker.failed || progressed());
     if (this.checker.failed) return;
-    if (progressed()) {
-      this.livenessMs = this.queue.nowMs - healAtMs;
-      return;
-    }
-    const progress = this.workload.progressSinceHeal();
-    this.checker.report(
-      'liveness',
-      `no leader with client progress within ${this.options.livenessTicksMax} ticks of the heal ` +
-        `(ops completed since heal: ${progress.operations}, writes: ${progress.writes}); nodes: ${this.describeNodes()}`,
-    );
-  }
-
-  private leader(): SimNode | undefined {
-    return this.nodes.find((node) => node.status()?.role === 'leader');
-  }
-
-  private describeNodes(): string {
-    return this.nodes
-      .map((node) => {
-        const s = node.status();
-        if (s === undefined) return `n${node.id}: down`;
-        const progress = s.progress.map((p) => `${p.id}:${p.state} match=${p.match} next=${p.next} inflight=${p.inflightCount}`).join(', ');
-        return `n${node.id}: ${s.role} term=${s.term} leader=${s.leader} commit=${s.commit} applied=${s.applied} last=${s.lastIndex} voters=${s.confState.voters.join(',')} learners=${s.confState.learners.join(',')}${progress === '' ? '' : ` progress=[${progress}]`}`;
-      })
-      .join('; ');
+    if (progressed()) this.livenessMs = this.queue.nowMs - healAtMs;
+    else this.checker.report('liveness', livenessFailure(this.options, this.workload.progressSinceHeal(), this.nodes));
   }
 
   private checkLinearizability(): void {
     const history = this.workload.finalHistory();
     this.historyOps = history.length;
-    const verdict = checkLinearizable(registerModel, history, { maxStepsPerKey: LINEARIZABILITY_STEPS_PER_KEY_MAX });
-    if (verdict.ok === true) {
-      this.linearizability = 'ok';
-    } else if (verdict.ok === 'unknown') {
-      this.linearizability = 'unknown';
-      this.trace.record(this.queue.nowMs, 0, 'linearizability-unknown', `key ${verdict.key}: ${verdict.reason}`);
-    } else {
-      this.linearizability = 'violation';
-      this.checker.report('linearizability', `key ${verdict.key}: ${verdict.reason}\n    ${verdict.trace.join('\n    ')}`);
-    }
-  }
-
-  private result(): SimResult {
-    const failed = this.checker.violations.length > 0;
-    return {
-      options: this.options,
-      violations: this.checker.violations,
-      stats: this.stats(),
-      traceDigest: this.trace.digest,
-      trace: failed ? this.trace.last(this.hooks.traceLines ?? 30) : [],
-    };
-  }
-
-  private stats(): SimStats {
-    const disk: DiskStats = { writes: 0, bytesWritten: 0, lostWrites: 0, tornWrites: 0, tornDetected: 0, folds: 0 };
-    for (const node of this.nodes) for (const key of Object.keys(disk) as (keyof DiskStats)[]) disk[key] += node.disk.stats[key];
-    const statuses = this.nodes.map((node) => node.status());
-    return {
-      simTimeMs: this.queue.nowMs,
-      events: this.queue.eventsRun,
-      traceEvents: this.trace.eventCount,
-      network: { ...this.network.stats },
-      disk,
-      faults: { ...this.faults.stats },
-      workload: { ...this.workload.stats },
-      maxTerm: Math.max(0, ...statuses.map((s) => s?.term ?? 0)),
-      maxCommit: Math.max(0, ...statuses.map((s) => s?.commit ?? 0)),
-      ...this.counters,
-      livenessMs: this.livenessMs,
-      linearizability: this.linearizability,
-      historyOps: this.historyOps,
-    };
+    this.linearizability = judgeHistory([registerModel], history, this.checker, this.trace, this.queue.nowMs);
   }
 }

@@ -1,8 +1,9 @@
 /**
- * Clients of the simulated cluster. Each client runs one register operation at a time (put, get
- * or compare-and-set on one of a few keys) against whichever node it believes leads, follows
- * NOT_LEADER hints, retries on timeout with the same client id and sequence (so a write applies
- * once), and gives up after a deadline. Every operation goes into the history for the
+ * Clients of the simulated cluster. Each client runs one operation at a time (a read or a write
+ * on one of a few keys; an `OperationSpec` says which operations there are: the register's for
+ * the raft target, the KV store's for the node target) against whichever node it believes leads,
+ * follows NOT_LEADER hints, retries on timeout with the same client id and sequence (so a write
+ * applies once), and gives up after a deadline. Every operation goes into the history for the
  * linearizability checker: call time, and return time or +Infinity when no answer came.
  */
 import type { SeededRandom } from '../src/util/random.ts';
@@ -14,16 +15,35 @@ import type { SimOptions } from './options.ts';
 import type { Trace } from './trace.ts';
 
 /** A client's request to a node. `attempt` counts sends of the same operation. */
-export interface ClientRequest {
+export interface ClientRequest<I = RegisterInput> {
   readonly clientId: number;
   readonly sequence: number;
   readonly attempt: number;
   readonly key: string;
-  readonly input: RegisterInput;
+  readonly input: I;
 }
 
-/** A node's answer: a result, a redirect (leaderId 0 = none known), or "try again". */
-export type ClientReply = { kind: 'ok'; output: RegisterOutput } | { kind: 'notLeader'; leaderId: number } | { kind: 'retry' };
+/**
+ * A node's answer: a result, a redirect (leaderId 0 = none known), "try again" (here), or
+ * "unavailable" (this node could not serve it in time: try another one, as after silence).
+ */
+export type ClientReply<O = RegisterOutput> = { kind: 'ok'; output: O } | { kind: 'notLeader'; leaderId: number } | { kind: 'retry' } | { kind: 'unavailable' };
+
+/** The operations clients run: how to draw one, and what a client learns from its answer. */
+export interface OperationSpec<I, O> {
+  /**
+   * The input of `clientId`'s operation number `sequence` on `key`, drawn from `random`;
+   * `lastSeen` is the value the client last saw there (null = absent), for compare-and-sets.
+   */
+  draw(random: SeededRandom, options: SimOptions, clientId: number, sequence: number, lastSeen: string | null): I;
+  /** A read changes nothing: it never counts as a write, and an unanswered one leaves the history. */
+  isRead(input: I): boolean;
+  /** The value the key holds right after `input` answered `output` (null = absent), or undefined if the answer does not tell. */
+  learn(input: I, output: O): string | null | undefined;
+  /** Short texts for trace lines. */
+  describe(input: I): string;
+  describeOutput(output: O): string;
+}
 
 /** Operation counts, for the run summary. */
 export interface WorkloadStats {
@@ -33,20 +53,20 @@ export interface WorkloadStats {
   attempts: number;
 }
 
-type RecordedOp = { -readonly [K in keyof HistoryOp<RegisterInput, RegisterOutput>]: HistoryOp<RegisterInput, RegisterOutput>[K] };
+type RecordedOp<I, O> = { -readonly [K in keyof HistoryOp<I, O>]: HistoryOp<I, O>[K] };
 
-interface Operation {
-  readonly record: RecordedOp;
+interface Operation<I, O> {
+  readonly record: RecordedOp<I, O>;
   readonly sequence: number;
   readonly deadlineMs: number;
   attempt: number;
 }
 
-interface Client {
+interface Client<I, O> {
   readonly id: number;
   leaderGuess: number;
   sequence: number;
-  operation: Operation | undefined;
+  operation: Operation<I, O> | undefined;
   /** Operations given up in a row: the client backs off before the next one. */
   giveUpsInRow: number;
   /** The last value this client saw per key: what its compare-and-sets expect. */
@@ -63,10 +83,10 @@ const RETRY_BACKOFF_MS = 20;
 const GIVE_UP_BACKOFF_MS_MAX = 3_000;
 
 /** All clients, their links to the nodes, and the history they record. */
-export class Workload {
+export class Workload<I = RegisterInput, O = RegisterOutput> {
   readonly stats: WorkloadStats = { started: 0, completed: 0, gaveUp: 0, attempts: 0 };
-  private readonly history: RecordedOp[] = [];
-  private readonly clients: Client[];
+  private readonly history: RecordedOp<I, O>[] = [];
+  private readonly clients: Client<I, O>[];
   private readonly delay: LinkDelay;
   private lossless = false;
   private progressAfterHeal = { sinceMs: Number.POSITIVE_INFINITY, operations: 0, writes: 0 };
@@ -76,7 +96,8 @@ export class Workload {
     private readonly random: SeededRandom,
     private readonly options: SimOptions,
     private readonly trace: Trace,
-    private readonly deliverRequest: (nodeId: number, request: ClientRequest) => void,
+    private readonly deliverRequest: (nodeId: number, request: ClientRequest<I>) => void,
+    private readonly spec: OperationSpec<I, O>,
   ) {
     this.delay = new LinkDelay(random, options);
     this.clients = Array.from({ length: options.clients }, (_, i) => ({ id: i + 1, leaderGuess: 0, sequence: 0, operation: undefined, giveUpsInRow: 0, lastSeen: new Map() }));
@@ -99,43 +120,33 @@ export class Workload {
   }
 
   /** A node answers `request`; the reply travels back over the client's link. */
-  reply(nodeId: number, request: ClientRequest, reply: ClientReply): void {
+  reply(nodeId: number, request: ClientRequest<I>, reply: ClientReply<O>): void {
     if (!this.lossless && this.random.nextFloat() < this.options.clientLossRate) return;
     this.queue.after(this.delay.draw(), () => this.handleReply(nodeId, request, reply));
   }
 
   /** The history for the checker. Reads that never got an answer are left out: they changed nothing. */
-  finalHistory(): HistoryOp<RegisterInput, RegisterOutput>[] {
-    return this.history.filter((op) => op.output !== undefined || op.input.kind !== 'get');
+  finalHistory(): HistoryOp<I, O>[] {
+    return this.history.filter((op) => op.output !== undefined || !this.spec.isRead(op.input));
   }
 
-  private startOperation(client: Client): void {
+  private startOperation(client: Client<I, O>): void {
     client.sequence++;
     const key = `k${this.random.nextInt(0, this.options.keys)}`;
-    const input = this.drawInput(client, key);
-    const record: RecordedOp = { id: this.history.length, clientId: client.id, key, input, output: undefined, call: toMicroseconds(this.queue.nowMs), ret: Number.POSITIVE_INFINITY };
+    const input = this.spec.draw(this.random, this.options, client.id, client.sequence, client.lastSeen.get(key) ?? null);
+    const record: RecordedOp<I, O> = { id: this.history.length, clientId: client.id, key, input, output: undefined, call: toMicroseconds(this.queue.nowMs), ret: Number.POSITIVE_INFINITY };
     this.history.push(record);
     this.stats.started++;
     client.operation = { record, sequence: client.sequence, deadlineMs: this.queue.nowMs + this.options.operationDeadlineMs, attempt: 0 };
     this.sendAttempt(client, client.operation);
   }
 
-  private drawInput(client: Client, key: string): RegisterInput {
-    const { getWeight, putWeight, casWeight } = this.options;
-    const draw = this.random.nextFloat() * (getWeight + putWeight + casWeight);
-    const value = `c${client.id}s${client.sequence}`;
-    if (draw < getWeight) return { kind: 'get' };
-    if (draw < getWeight + putWeight) return { kind: 'put', value };
-    const expected = this.random.nextFloat() < 0.2 ? null : (client.lastSeen.get(key) ?? null);
-    return { kind: 'cas', expected, value };
-  }
-
-  private sendAttempt(client: Client, operation: Operation): void {
+  private sendAttempt(client: Client<I, O>, operation: Operation<I, O>): void {
     operation.attempt++;
     this.stats.attempts++;
-    const staleReadVariant = this.options.unsafe === 'stale-read' && operation.record.input.kind === 'get';
+    const staleReadVariant = this.options.unsafe === 'stale-read' && this.spec.isRead(operation.record.input);
     const target = client.leaderGuess !== 0 && !staleReadVariant ? client.leaderGuess : this.random.nextInt(1, this.options.nodes + 1);
-    const request: ClientRequest = { clientId: client.id, sequence: operation.sequence, attempt: operation.attempt, key: operation.record.key, input: operation.record.input };
+    const request: ClientRequest<I> = { clientId: client.id, sequence: operation.sequence, attempt: operation.attempt, key: operation.record.key, input: operation.record.input };
     if (this.lossless || this.random.nextFloat() >= this.options.clientLossRate) {
       this.queue.after(this.delay.draw(), () => this.deliverRequest(target, request));
     }
@@ -147,7 +158,7 @@ export class Workload {
     });
   }
 
-  private retry(client: Client, operation: Operation, delayMs: number): void {
+  private retry(client: Client<I, O>, operation: Operation<I, O>, delayMs: number): void {
     if (this.queue.nowMs >= operation.deadlineMs) {
       this.giveUp(client, operation);
       return;
@@ -158,12 +169,12 @@ export class Workload {
     });
   }
 
-  private handleReply(nodeId: number, request: ClientRequest, reply: ClientReply): void {
+  private handleReply(nodeId: number, request: ClientRequest<I>, reply: ClientReply<O>): void {
     const client = this.clients[request.clientId - 1]!;
     const operation = client.operation;
     if (operation === undefined || operation.sequence !== request.sequence) return; // an old operation's answer
     if (reply.kind === 'ok') {
-      if (request.input.kind !== 'get') client.leaderGuess = nodeId;
+      if (!this.spec.isRead(request.input)) client.leaderGuess = nodeId;
       this.complete(client, operation, reply.output);
       return;
     }
@@ -177,30 +188,30 @@ export class Workload {
     }
   }
 
-  private complete(client: Client, operation: Operation, output: RegisterOutput): void {
+  private complete(client: Client<I, O>, operation: Operation<I, O>, output: O): void {
     const record = operation.record;
     record.output = output;
     record.ret = toMicroseconds(this.queue.nowMs);
     this.stats.completed++;
-    if (output.kind === 'get') client.lastSeen.set(record.key, output.value);
-    if (record.input.kind !== 'get' && (output.kind === 'put' || (output.kind === 'cas' && output.ok))) client.lastSeen.set(record.key, record.input.value);
+    const learned = this.spec.learn(record.input, output);
+    if (learned !== undefined) client.lastSeen.set(record.key, learned);
     if (record.call >= this.progressAfterHeal.sinceMs) {
       this.progressAfterHeal.operations++;
-      if (record.input.kind !== 'get') this.progressAfterHeal.writes++;
+      if (!this.spec.isRead(record.input)) this.progressAfterHeal.writes++;
     }
     client.giveUpsInRow = 0;
-    this.trace.record(this.queue.nowMs, 0, 'client-ok', `c${client.id} #${record.id} ${record.key} ${describe(record.input)} -> ${describeOutput(output)}`);
+    this.trace.record(this.queue.nowMs, 0, 'client-ok', `c${client.id} #${record.id} ${record.key} ${this.spec.describe(record.input)} -> ${this.spec.describeOutput(output)}`);
     this.next(client);
   }
 
-  private giveUp(client: Client, operation: Operation): void {
+  private giveUp(client: Client<I, O>, operation: Operation<I, O>): void {
     this.stats.gaveUp++;
-    this.trace.record(this.queue.nowMs, 0, 'client-give-up', `c${client.id} #${operation.record.id} ${operation.record.key} ${describe(operation.record.input)}`);
+    this.trace.record(this.queue.nowMs, 0, 'client-give-up', `c${client.id} #${operation.record.id} ${operation.record.key} ${this.spec.describe(operation.record.input)}`);
     client.giveUpsInRow++;
     this.next(client);
   }
 
-  private next(client: Client): void {
+  private next(client: Client<I, O>): void {
     client.operation = undefined;
     const backoffMs = client.giveUpsInRow === 0 ? 0 : Math.min(GIVE_UP_BACKOFF_MS_MAX, 100 * 2 ** client.giveUpsInRow);
     this.queue.after(backoffMs + this.random.nextFloat() * this.options.thinkMsMax, () => this.startOperation(client));
@@ -214,16 +225,4 @@ export class Workload {
  */
 function toMicroseconds(ms: number): number {
   return Math.round(ms * 1000) / 1000;
-}
-
-function describe(input: RegisterInput): string {
-  if (input.kind === 'get') return 'get';
-  if (input.kind === 'put') return `put ${input.value}`;
-  return `cas ${String(input.expected)}=>${input.value}`;
-}
-
-function describeOutput(output: RegisterOutput): string {
-  if (output.kind === 'get') return String(output.value);
-  if (output.kind === 'cas') return output.ok ? 'ok' : 'failed';
-  return 'ok';
 }

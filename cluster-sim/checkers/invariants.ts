@@ -8,13 +8,15 @@
  * - leader completeness: a new leader's log holds every entry known to be committed so far;
  * - state-machine safety: no two nodes commit or apply different entries at one index, each node
  *   applies indexes in order without gaps, and snapshots of one index hold the same state;
- * - the persisted term and commit index never move backwards on a node, also across restarts;
+ * - the persisted term and commit index never move backwards on a node, also across restarts
+ *   (where a crash may take the commit index back to the last one written with fsync, never
+ *   further: a write without fsync only ever moves the commit index);
  * - durability of the simulated disk itself: recovery returns what was acknowledged, and no torn
  *   record is ever accepted.
  * Linearizability and liveness are checked by the simulation and reported through `report`.
  */
-import type { HardState, Entry, Message, Ready, Snapshot } from '../../src/raft/types.ts';
-import type { RaftStorage } from '../../src/raft/storage.ts';
+import type { HardState, Entry, Message, Snapshot } from '../../src/raft/types.ts';
+import type { RaftStorage, StorageUpdate } from '../../src/raft/storage.ts';
 import { fnv1a } from '../codec.ts';
 import type { RecoveryReport } from '../disk.ts';
 
@@ -62,6 +64,8 @@ export class InvariantChecker {
   private readonly applied = new Map<number, Seen>();
   private readonly snapshotHashes = new Map<number, { node: number; hash: number }>();
   private readonly persistedHardStates = new Map<number, HardState>();
+  /** The last hard state each node made durable with an fsync (or a checkpoint). */
+  private readonly syncedHardStates = new Map<number, HardState>();
 
   constructor(
     private readonly nowMs: () => number,
@@ -106,11 +110,18 @@ export class InvariantChecker {
     }
   }
 
-  /** `node` completed the disk write of `ready`; `storage` now includes it. */
-  onPersisted(node: number, ready: Ready, storage: RaftStorage): void {
+  /** `node` completed the disk write of `ready` (a Ready's durable part); `storage` now includes it. */
+  onPersisted(node: number, ready: StorageUpdate, storage: RaftStorage): void {
     if (ready.snapshot !== undefined) this.observeCommitted(node, ready.snapshot.metadata.index, ready.snapshot.metadata.term);
     for (const entry of ready.entries) this.observePersistedEntry(node, entry, storage);
     if (ready.hardState !== undefined) this.observeHardState(node, ready.hardState, storage);
+    if (ready.sync !== false) this.onDurable(node);
+  }
+
+  /** Everything `node` wrote so far is durable: a synced write, or a checkpoint. */
+  onDurable(node: number): void {
+    const last = this.persistedHardStates.get(node);
+    if (last !== undefined) this.syncedHardStates.set(node, last);
   }
 
   /** `node` applies `entry`; it had applied up to `appliedBefore`. */
@@ -145,10 +156,17 @@ export class InvariantChecker {
     if (report.tornAccepted > 0) this.report('torn-write-undetected', `node ${node} recovery accepted ${report.tornAccepted} torn record(s)`);
     const last = this.persistedHardStates.get(node);
     if (last === undefined) return;
+    // Term and vote only change in synced writes (Ready.mustSync): they must come back as written.
     const voteKept = this.voteForgottenOnRecovery || hardState.vote === last.vote;
-    if (hardState.term !== last.term || hardState.commit !== last.commit || !voteKept) {
-      this.report('durability', `node ${node} recovered hard state ${JSON.stringify(hardState)} but had persisted ${JSON.stringify(last)}`);
+    const synced = this.syncedHardStates.get(node);
+    const commitKept = hardState.commit <= last.commit && hardState.commit >= (synced?.commit ?? 0);
+    if (hardState.term !== last.term || !commitKept || !voteKept) {
+      const syncedText = synced === undefined || synced === last ? '' : ` (last synced: ${JSON.stringify(synced)})`;
+      this.report('durability', `node ${node} recovered hard state ${JSON.stringify(hardState)} but had persisted ${JSON.stringify(last)}${syncedText}`);
     }
+    // The node runs on from what it recovered.
+    this.persistedHardStates.set(node, hardState);
+    this.syncedHardStates.set(node, hardState);
   }
 
   private observeLeader(node: number, term: number, how: string): void {

@@ -47,8 +47,9 @@ export interface Request {
   readonly sequence: number;
   readonly command: Command;
   /**
-   * Set by a follower that forwarded the request to its leader: `nodeId:counter`, so the
-   * follower can recognise the entry when it applies it. The state machine ignores it.
+   * Set by a follower that forwarded the request to its leader: `nodeId:nonce:counter`, unique
+   * across the follower's restarts, so the follower can recognise the entry when it applies it.
+   * The state machine ignores it.
    */
   readonly origin?: string;
 }

@@ -70,6 +70,32 @@ test('a write on a follower is forwarded to the leader and settles when applied 
   t.is(leader.kv.get('k')?.value, 'from-follower');
 });
 
+test('a restarted follower tags its forwarded writes with origin ids its earlier run never used', async (t) => {
+  // Found by the simulator (node target): a restarted follower applies its log again, and an old
+  // entry whose origin id matched a new forwarded write settled that write with the old outcome.
+  const c = await cluster([1, 2, 3]);
+  const leader = c.leader();
+  const follower = [...c.nodes.values()].find((n) => n !== leader)!;
+  const first = follower.propose({ type: 'put', key: 'k', value: 'first' }, { clientId: 9, sequence: 1 });
+  await c.clock.advance(500);
+  await first;
+  await follower.stop();
+  const restarted = await c.start(follower.id);
+  await c.clock.advance(1000);
+  const second = restarted.propose({ type: 'txn', compare: [], success: [{ type: 'put', key: 'k', value: 'second' }], failure: [] }, { clientId: 9, sequence: 2 });
+  await c.clock.advance(500);
+  t.like(await second, { type: 'txn', succeeded: true });
+  const storage = c.storages.get(leader.id)!;
+  const decoder = new TextDecoder();
+  const origins = storage
+    .entries(storage.firstIndex(), storage.lastIndex() + 1, Number.POSITIVE_INFINITY)
+    .filter((entry) => entry.type === 'normal' && entry.data.length > 0)
+    .map((entry) => (JSON.parse(decoder.decode(entry.data)) as { origin?: string }).origin)
+    .filter((origin) => origin !== undefined);
+  t.is(origins.length, 2);
+  t.not(origins[0], origins[1]);
+});
+
 test('with forwarding off a follower answers NOT_LEADER with the leader id and address', async (t) => {
   const c = await cluster([1, 2, 3]);
   const leader = c.leader();

@@ -111,13 +111,45 @@ test('completed writes survive a crash; the write in flight is lost', (t) => {
   t.deepEqual(image(disk.storage), before);
 });
 
+test('a crash may take back completed writes made without fsync, newest first, never one an fsync flushed', (t) => {
+  const commitOnly = (disk: SimDisk, commit: number): void => {
+    disk.beginWrite({ entries: [], hardState: { term: 1, vote: 1, commit }, sync: false });
+    disk.completeWrite();
+  };
+  const recovered = new Set<number>();
+  for (let seed = 1; seed <= 40; seed++) {
+    const disk = new SimDisk([1, 2, 3]);
+    write(disk, [entry(1, 1), entry(2, 1), entry(3, 1)], 1);
+    commitOnly(disk, 2);
+    commitOnly(disk, 3);
+    const { unsyncedLost } = disk.crash(false, new SeededRandom(seed));
+    disk.recover(false);
+    const commit = disk.storage.initialState().hardState.commit;
+    t.is(commit, 3 - unsyncedLost, `seed ${seed}`);
+    t.is(disk.storage.lastIndex(), 3, 'entries are always synced');
+    recovered.add(commit);
+  }
+  t.deepEqual([...recovered].sort(), [1, 2, 3]);
+  // A synced write flushes the volatile ones before it; so does a graceful close.
+  const disk = new SimDisk([1, 2, 3]);
+  write(disk, [entry(1, 1), entry(2, 1)], 1);
+  commitOnly(disk, 2);
+  write(disk, [entry(3, 1)], 2);
+  t.deepEqual(disk.crash(false, new SeededRandom(1)), { torn: false, unsyncedLost: 0 });
+  disk.recover(false);
+  commitOnly(disk, 3);
+  disk.close();
+  disk.recover(false);
+  t.is(disk.storage.initialState().hardState.commit, 3);
+});
+
 test('a torn write is detected by its checksum and discarded, wherever it tore', (t) => {
   for (let seed = 1; seed <= 300; seed++) {
     const disk = new SimDisk([1, 2, 3]);
     write(disk, [entry(1, 1), entry(2, 1)], 2);
     const before = image(disk.storage);
     disk.beginWrite({ entries: [entry(3, 1, 'x'.repeat(seed % 40)), entry(4, 1)], hardState: { term: 1, vote: 1, commit: 4 } });
-    t.deepEqual(disk.crash(true, new SeededRandom(seed)), { torn: true });
+    t.deepEqual(disk.crash(true, new SeededRandom(seed)), { torn: true, unsyncedLost: 0 });
     const report = disk.recover(false);
     t.is(report.recordsDiscarded, 1, `seed ${seed}`);
     t.is(report.tornAccepted, 0, `seed ${seed}`);

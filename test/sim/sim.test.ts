@@ -1,7 +1,13 @@
 import test from 'ava';
 import type { ViolationKind } from '../../cluster-sim/checkers/invariants.ts';
-import { drawOptions, formatOptions, type SimOptions, type UnsafeVariant } from '../../cluster-sim/options.ts';
+import { drawOptions, formatOptions, type DrawRequest, type SimOptions, type UnsafeVariant } from '../../cluster-sim/options.ts';
 import { runSimulation, type SimResult } from '../../cluster-sim/simulation.ts';
+
+// The raft target: the simulator's own driver of the bare Raft core. The node target (the node
+// runtime) is tested in runtime.test.ts.
+function raftOptions(seed: number, request: Omit<DrawRequest, 'target'> = {}): SimOptions {
+  return drawOptions(seed, { ...request, target: 'raft' });
+}
 
 /** A readable failure: the seed's options, its violations and the last events. */
 function explain(result: SimResult): string {
@@ -16,7 +22,7 @@ function runSeeds(nodes: number, first: number, count: number): SimResult[] {
   const key = `${nodes}:${first}:${count}`;
   let results = runs.get(key);
   if (results === undefined) {
-    results = Array.from({ length: count }, (_, i) => runSimulation(drawOptions(first + i, { nodes })));
+    results = Array.from({ length: count }, (_, i) => runSimulation(raftOptions(first + i, { nodes })));
     runs.set(key, results);
   }
   return results;
@@ -58,17 +64,17 @@ test('a seed replays exactly: same options, same event trace, same outcome', (t)
     [3, 3],
     [6, 5],
   ] as const) {
-    const first = runSimulation(drawOptions(seed, { nodes }));
-    const second = runSimulation(drawOptions(seed, { nodes }));
+    const first = runSimulation(raftOptions(seed, { nodes }));
+    const second = runSimulation(raftOptions(seed, { nodes }));
     t.is(formatOptions(first.options), formatOptions(second.options));
     t.is(first.traceDigest, second.traceDigest);
     t.deepEqual(first.stats, second.stats);
   }
-  t.not(runSimulation(drawOptions(3)).traceDigest, runSimulation(drawOptions(4)).traceDigest);
+  t.not(runSimulation(raftOptions(3)).traceDigest, runSimulation(raftOptions(4)).traceDigest);
 });
 
 test('a run logs every event when asked, and the log is the same on replay', (t) => {
-  const options = drawOptions(9, { overrides: { safetyPhaseMs: 2000 } });
+  const options = raftOptions(9, { overrides: { safetyPhaseMs: 2000 } });
   const logs: string[][] = [[], []];
   for (const log of logs) runSimulation(options, { verbose: (line) => log.push(line) });
   t.true(logs[0]!.length > 100);
@@ -77,7 +83,7 @@ test('a run logs every event when asked, and the log is the same on replay', (t)
 
 test('the liveness phase recovers from a full restart of every node after heavy faults', (t) => {
   for (let seed = 1; seed <= 6; seed++) {
-    const options = drawOptions(seed, { overrides: { livenessFullRestart: true, crashWeight: 3, partitionWeight: 3, faultIntervalMeanMs: 100, safetyPhaseMs: 10_000 } });
+    const options = raftOptions(seed, { overrides: { livenessFullRestart: true, crashWeight: 3, partitionWeight: 3, faultIntervalMeanMs: 100, safetyPhaseMs: 10_000 } });
     const result = runSimulation(options);
     t.deepEqual(result.violations, [], explain(result));
     t.true(result.stats.livenessMs! < options.livenessTicksMax * options.tickMs);
@@ -85,7 +91,7 @@ test('the liveness phase recovers from a full restart of every node after heavy 
 });
 
 test('the liveness checker fires when progress cannot come in time', (t) => {
-  const result = runSimulation(drawOptions(1, { overrides: { livenessTicksMax: 1, livenessFullRestart: true, safetyPhaseMs: 1000 } }));
+  const result = runSimulation(raftOptions(1, { overrides: { livenessTicksMax: 1, livenessFullRestart: true, safetyPhaseMs: 1000 } }));
   t.deepEqual(
     result.violations.map((v) => v.kind),
     ['liveness'],
@@ -96,7 +102,7 @@ test('the liveness checker fires when progress cannot come in time', (t) => {
 /** Runs seeds of a broken variant until one trips a checker; returns that result. */
 function findViolation(unsafe: UnsafeVariant, seedsMax: number, nodes = 3, overrides: Partial<SimOptions> = {}): SimResult | undefined {
   for (let seed = 1; seed <= seedsMax; seed++) {
-    const result = runSimulation(drawOptions(seed, { nodes, unsafe, overrides }));
+    const result = runSimulation(raftOptions(seed, { nodes, unsafe, overrides }));
     if (result.violations.length > 0) return result;
   }
   return undefined;
