@@ -358,6 +358,11 @@ export class Raft {
       // A stale leader (e.g. back from a partition) learns our term and steps down; without this
       // it would never hear a higher term once pre-vote stops others from raising theirs.
       this.send({ type: 'appResp', to: m.from });
+    } else if (m.type === 'prop' || m.type === 'readIndex' || m.type === 'transferLeader') {
+      // A node that still follows an old leader (say, one removed while cut off) forwards its
+      // requests to us with its old term: tell it the term, so it stops forwarding into the void
+      // and its callers get NOT_LEADER at once instead of timing out forever.
+      this.send({ type: 'appResp', to: m.from });
     } else if (m.type === 'preVote') {
       this.send({ type: 'preVoteResp', to: m.from, reject: true });
     }

@@ -125,3 +125,23 @@ test('a false leader-unreachable report on one follower does not disrupt a live 
   t.is(net.leader(), 1);
   t.is(net.peer(1).node.status().term, term, 'no term change: 3 rejected the pre-vote');
 });
+
+test('a node forwarding requests with a stale term learns the current term and forgets its old leader', (t) => {
+  const net = new TestNetwork([1, 2, 3], { electionTicks: 10 });
+  net.campaign(1);
+  net.isolate(3);
+  net.peer(1).node.transferLeader(2); // the term moves on without 3
+  net.settle();
+  t.is(net.leader(), 2);
+  net.heal();
+  // 3 still believes 1 leads at the old term and forwards a proposal there.
+  const stale = net.peer(3).node.status();
+  t.is(stale.leader, 1);
+  net.dropIf = (m) => m.type === 'heartbeat' || m.type === 'app'; // only the forwarded request's answer may teach it
+  net.peer(3).node.proposeOrForward(new TextEncoder().encode('x'));
+  net.settle();
+  const after = net.peer(3).node.status();
+  t.true(after.term > stale.term, 'learned the newer term');
+  t.is(after.leader, 0, 'no longer trusts the old leader');
+  t.throws(() => net.peer(3).node.proposeOrForward(new TextEncoder().encode('y')), { any: true, instanceOf: Error, message: /leader/ });
+});
