@@ -17,8 +17,8 @@
  */
 import { assert } from '../src/util/assert.ts';
 import type { SeededRandom } from '../src/util/random.ts';
-import { MemoryStorage, type StorageUpdate } from '../src/raft/storage.ts';
-import type { ConfState, Snapshot } from '../src/raft/types.ts';
+import { MemoryStorage, type RaftStorage, type StorageUpdate } from '../src/raft/storage.ts';
+import type { ConfState, Entry, HardState, Snapshot } from '../src/raft/types.ts';
 import { crc32, decodeImage, decodeUpdate, encodeImage, encodeUpdate, type StorageImage } from './codec.ts';
 
 /** A record as it lies on disk. */
@@ -65,6 +65,33 @@ interface PendingWrite {
 const LOG_RECORDS_MAX = 1024;
 
 /** The simulated disk of one node. */
+/**
+ * The read side of `RaftStorage` over a SimDisk's live image (the last durable state), shared by
+ * the storage adapters built on the disk.
+ */
+export abstract class SimDiskReads implements RaftStorage {
+  protected abstract readonly disk: SimDisk;
+
+  initialState(): { hardState: HardState; confState: ConfState } {
+    return this.disk.storage.initialState();
+  }
+  entries(lo: number, hi: number, maxBytes: number): readonly Entry[] {
+    return this.disk.storage.entries(lo, hi, maxBytes);
+  }
+  term(index: number): number {
+    return this.disk.storage.term(index);
+  }
+  firstIndex(): number {
+    return this.disk.storage.firstIndex();
+  }
+  lastIndex(): number {
+    return this.disk.storage.lastIndex();
+  }
+  snapshot(): Snapshot {
+    return this.disk.storage.snapshot();
+  }
+}
+
 export class SimDisk {
   readonly stats: DiskStats = { writes: 0, bytesWritten: 0, lostWrites: 0, unsyncedLost: 0, tornWrites: 0, tornDetected: 0, folds: 0 };
   private checkpoint: DiskRecord;

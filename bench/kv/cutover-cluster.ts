@@ -8,7 +8,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cutoverServiceClient, unaryCall, type UnaryClient } from './cutover-client.ts';
 import type { LocalCluster } from './local-cluster.ts';
-import { freePort, ServerProcess, waitFor } from './processes.ts';
+import { freePort, waitFor } from '../../src/platform/wait.ts';
+import { ServerProcess } from './processes.ts';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const PACKAGE_JSON = fileURLToPath(new URL('../../package.json', import.meta.url));
@@ -49,7 +50,7 @@ export class CutoverCluster implements LocalCluster {
   }
 
   async leader(): Promise<number> {
-    return waitFor('a Cutover leader', () => this.agreedLeader(), 20_000);
+    return waitFor('a Cutover leader', () => this.agreedLeader(), { attempts: Number.POSITIVE_INFINITY, timeoutMs: 20_000 });
   }
 
   kill(member: number): Promise<bigint> {
@@ -61,12 +62,12 @@ export class CutoverCluster implements LocalCluster {
   }
 
   async waitHealthy(timeoutMs: number): Promise<void> {
-    const leader = await waitFor('every Cutover node to agree on a leader', () => this.agreedLeader(), timeoutMs);
+    const leader = await waitFor('every Cutover node to agree on a leader', () => this.agreedLeader(), { attempts: Number.POSITIVE_INFINITY, timeoutMs: timeoutMs });
     const commitIndex = Number((await this.status(leader)).commit_index);
     await waitFor(`every Cutover node to apply index ${commitIndex}`, async () => {
       const applied = await Promise.all(this.members.map((_, i) => this.status(i).then((s) => Number(s.applied_index))));
       return applied.every((index) => index >= commitIndex) ? true : undefined;
-    }, timeoutMs);
+    }, { attempts: Number.POSITIVE_INFINITY, timeoutMs });
   }
 
   serverCpuMs(): number {

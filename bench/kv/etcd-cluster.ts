@@ -10,7 +10,8 @@ import type { Etcd3 } from 'etcd3';
 import { deadlineIn } from '../../src/platform/wall-clock.ts';
 import { etcdClient } from './etcd-client.ts';
 import type { LocalCluster } from './local-cluster.ts';
-import { freePort, ServerProcess, waitFor } from './processes.ts';
+import { freePort, waitFor } from '../../src/platform/wait.ts';
+import { ServerProcess } from './processes.ts';
 
 const STATUS_TIMEOUT_MS = 500;
 
@@ -68,7 +69,7 @@ export class EtcdCluster implements LocalCluster {
   }
 
   async leader(): Promise<number> {
-    return waitFor('an etcd leader', () => this.agreedLeader(), 20_000);
+    return waitFor('an etcd leader', () => this.agreedLeader(), { attempts: Number.POSITIVE_INFINITY, timeoutMs: 20_000 });
   }
 
   kill(member: number): Promise<bigint> {
@@ -80,12 +81,12 @@ export class EtcdCluster implements LocalCluster {
   }
 
   async waitHealthy(timeoutMs: number): Promise<void> {
-    const leader = await waitFor('every etcd member to agree on a leader', () => this.agreedLeader(), timeoutMs);
+    const leader = await waitFor('every etcd member to agree on a leader', () => this.agreedLeader(), { attempts: Number.POSITIVE_INFINITY, timeoutMs: timeoutMs });
     const { raftIndex } = await this.status(leader);
     await waitFor(`every etcd member to apply index ${raftIndex}`, async () => {
       const statuses = await Promise.all(this.members.map((_, i) => this.status(i)));
       return statuses.every((s) => s.appliedIndex >= raftIndex) ? true : undefined;
-    }, timeoutMs);
+    }, { attempts: Number.POSITIVE_INFINITY, timeoutMs });
   }
 
   serverCpuMs(): number {

@@ -18,7 +18,7 @@ import { EtcdKvClient } from './etcd-client.ts';
 import { FailoverProbe } from './failover-probe.ts';
 import type { KvClient, SystemName } from './kv-client.ts';
 import { parseLoadgenOptions, type LoadgenOptions, type Mix } from './loadgen-options.ts';
-import { sleep } from './processes.ts';
+import { sleep } from '../../src/platform/wait.ts';
 import { ClosedLoop, summarize, type LatencySummary } from './workload.ts';
 
 /** What load mode prints. */

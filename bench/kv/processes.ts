@@ -4,46 +4,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { monotonicClock } from '../../src/platform/clock.ts';
 import { realClock } from '../../src/platform/scheduler.ts';
-
-/** Resolves after `ms` of real time. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => realClock.schedule(ms, resolve));
-}
-
-/**
- * Polls `probe` every `intervalMs` until it returns a value other than undefined, for at most
- * `timeoutMs`; then throws an Error naming `what` and the last failure seen.
- */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, intervalMs = 50): Promise<T> {
-  const deadlineMs = monotonicClock.nowMs() + timeoutMs;
-  let lastError: unknown;
-  while (monotonicClock.nowMs() < deadlineMs) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    await sleep(intervalMs);
-  }
-  const detail = lastError instanceof Error ? `: ${lastError.message}` : '';
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail}`);
-}
-
-/** A free TCP port on 127.0.0.1 (bound, then released: a tiny race is accepted in a benchmark). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 const CLOCK_TICKS_PER_SECOND = 100;
 

@@ -8,7 +8,7 @@ import { monotonicClock } from '../../src/platform/clock.ts';
 import { SeededRandom, type Random } from '../../src/util/random.ts';
 import { errorLabel, type KvClient } from './kv-client.ts';
 import type { Mix } from './loadgen-options.ts';
-import { sleep } from './processes.ts';
+import { sleep } from '../../src/platform/wait.ts';
 
 /** Latencies above this are recorded as this (a request's deadline is far below it). */
 const LATENCY_US_MAX = 600_000_000;

@@ -11,10 +11,10 @@
  * Ready contract, committed entries), as are snapshots taken and installed.
  */
 import type { StorageUpdate, WritableRaftStorage } from '../../src/raft/storage.ts';
-import type { ConfState, Entry, HardState, Snapshot } from '../../src/raft/types.ts';
+import type { ConfState, Snapshot } from '../../src/raft/types.ts';
 import type { SeededRandom } from '../../src/util/random.ts';
 import type { InvariantChecker } from '../checkers/invariants.ts';
-import type { SimDisk } from '../disk.ts';
+import { SimDiskReads, type SimDisk } from '../disk.ts';
 import type { EventQueue } from '../events.ts';
 import type { SimOptions } from '../options.ts';
 import type { Trace } from '../trace.ts';
@@ -31,37 +31,20 @@ export interface StorageEnvironment {
 const noop = (): void => {};
 
 /** One incarnation's storage on its node's disk. */
-export class SimStorage implements WritableRaftStorage {
+export class SimStorage extends SimDiskReads implements WritableRaftStorage {
   private alive = true;
   /** The tail of the write queue; never rejects. */
   private writes: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly nodeId: number,
-    private readonly disk: SimDisk,
+    protected readonly disk: SimDisk,
     private readonly env: StorageEnvironment,
     /** Draws write latencies (the node's own stream). */
     private readonly random: SeededRandom,
     private readonly onZombie: (what: string) => void,
-  ) {}
-
-  initialState(): { hardState: HardState; confState: ConfState } {
-    return this.disk.storage.initialState();
-  }
-  entries(lo: number, hi: number, maxBytes: number): readonly Entry[] {
-    return this.disk.storage.entries(lo, hi, maxBytes);
-  }
-  term(index: number): number {
-    return this.disk.storage.term(index);
-  }
-  firstIndex(): number {
-    return this.disk.storage.firstIndex();
-  }
-  lastIndex(): number {
-    return this.disk.storage.lastIndex();
-  }
-  snapshot(): Snapshot {
-    return this.disk.storage.snapshot();
+  ) {
+    super();
   }
 
   /** One Ready's durable part as one record; resolves once the record is on disk. */

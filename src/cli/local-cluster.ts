@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { loadManagementDefinition } from '../api/protos.ts';
-import { realClock } from '../platform/scheduler.ts';
+import { sleep } from '../platform/wait.ts';
 import { deadlineIn } from '../platform/wall-clock.ts';
 
 export interface LocalClusterOptions {
@@ -18,10 +18,6 @@ export interface LocalClusterOptions {
 }
 
 const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => realClock.schedule(ms, resolve));
-}
 
 interface StatusClient extends grpc.Client {
   Status(request: object, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response: { leader_id: number; term: number }) => void): void;

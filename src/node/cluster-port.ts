@@ -42,7 +42,7 @@ export function nodeClusterPort(node: CutoverNode): ClusterPort {
     range: (prefix, options = {}) => node.range(prefix, options.limit ?? 0, options.serializable === true ? { serializable: true } : {}),
     watch: (prefix, fromRevision, listener) => node.watch(prefix, fromRevision, listener),
     revision: () => node.kv.revision(),
-    isLeader: () => node.status().role === 'leader',
+    isLeader: () => node.isLeader(),
     term: () => node.status().term,
     onLeaderChange: (listener) => node.onLeaderChange(listener),
   };

@@ -207,7 +207,7 @@ export class CutoverNode {
     const request: Request = { ...identity, command };
     validateRequest(request);
     this.checkRunning();
-    const forward = this.options.forwardProposals !== false && this.raft.status().role !== 'leader';
+    const forward = this.options.forwardProposals !== false && !this.raft.isLeader();
     const outcome = (forward ? await this.proposeForwarded(request) : await this.proposeEntry(() => this.raft.propose(encodeRequest(request)))) as ApplyOutcome;
     if (!outcome.ok) throw new CutoverError(outcome.code, outcome.message);
     return outcome.result;
@@ -327,6 +327,11 @@ export class CutoverNode {
     const fromKv = this.kv.get(`${MEMBER_PREFIX}${this.id}`);
     if (fromKv !== undefined) return (JSON.parse(fromKv.value) as Member).address;
     return this.options.initialMembers.find((m) => m.id === this.id)?.address;
+  }
+
+  /** Whether this node is the Raft leader right now. */
+  isLeader(): boolean {
+    return this.raft.isLeader();
   }
 
   status(): Status & { readonly appliedIndex: number; readonly snapshotIndex: number } {

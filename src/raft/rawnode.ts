@@ -190,6 +190,11 @@ export class RawNode {
     this.raft.reduceUncommittedBytes(done.committedEntries);
   }
 
+  /** Whether this peer is the leader now (cheap, unlike `status()`). */
+  isLeader(): boolean {
+    return this.raft.role === 'leader';
+  }
+
   status(): Status {
     const r = this.raft;
     const progress: PeerProgress[] = [];

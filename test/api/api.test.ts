@@ -8,7 +8,7 @@ import { MemoryStorage } from '../../src/raft/index.ts';
 import { silentLogger } from '../../src/util/logger.ts';
 import { SeededRandom } from '../../src/util/random.ts';
 import { MemoryHub } from '../helpers/memory-transport.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { waitFor } from '../../src/platform/wait.ts';
 
 type Unary = (request: object, callback: (error: grpc.ServiceError | null, response: Record<string, unknown>) => void) => void;
 type Client = grpc.Client & Record<string, Unary>;

@@ -8,7 +8,7 @@ import { MemoryStorage } from '../../src/raft/index.ts';
 import { silentLogger } from '../../src/util/logger.ts';
 import { SeededRandom } from '../../src/util/random.ts';
 import { MemoryHub } from '../helpers/memory-transport.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { waitFor } from '../../src/platform/wait.ts';
 
 function fetchText(port: number, path: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { ClassicLevel } from 'classic-level';
 import { ProcessCluster } from './harness.ts';
-import { sleep, waitFor } from '../helpers/wait.ts';
+import { sleep, waitFor } from '../../src/platform/wait.ts';
 import { monotonicClock } from '../../src/platform/clock.ts';
 
 // Real processes share two cores: run these one at a time.

@@ -4,32 +4,19 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, openSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { loadManagementDefinition } from '../../src/api/protos.ts';
 import { deadlineIn } from '../../src/platform/wall-clock.ts';
-import { sleep, waitFor } from '../helpers/wait.ts';
+import { freePort, sleep, waitFor } from '../../src/platform/wait.ts';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const definition = grpc.loadPackageDefinition(loadManagementDefinition()) as unknown as { cutover: { v1: Record<string, grpc.ServiceClientConstructor> } };
 
 type Callback = (error: grpc.ServiceError | null, response: Record<string, unknown>) => void;
 type UnaryClient = grpc.Client & Record<string, (request: object, options: grpc.CallOptions, callback: Callback) => void>;
-
-/** A free TCP port on 127.0.0.1 (bound and released; a tiny race is accepted in tests). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 export interface ProcNode {
   readonly id: number;

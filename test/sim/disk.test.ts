@@ -4,7 +4,7 @@ import type { MemoryStorage, StorageUpdate, WritableRaftStorage } from '../../sr
 import type { ConfState, Entry, Snapshot } from '../../src/raft/types.ts';
 import { raftStorageContract } from '../raft/storage-contract.ts';
 import { crc32, decodeUpdate, encodeUpdate } from '../../cluster-sim/codec.ts';
-import { SimDisk, tornRecord, verify } from '../../cluster-sim/disk.ts';
+import { SimDisk, SimDiskReads, tornRecord, verify } from '../../cluster-sim/disk.ts';
 
 const encoder = new TextEncoder();
 
@@ -12,28 +12,10 @@ const encoder = new TextEncoder();
  * The simulated disk as a WritableRaftStorage that crashes and recovers after every write, so the
  * storage contract checks that each kind of write survives encoding, checksums and recovery.
  */
-class RecoveringDisk implements WritableRaftStorage {
+class RecoveringDisk extends SimDiskReads implements WritableRaftStorage {
   readonly disk = new SimDisk([]);
   private readonly random = new SeededRandom(1);
 
-  initialState(): ReturnType<WritableRaftStorage['initialState']> {
-    return this.disk.storage.initialState();
-  }
-  entries(lo: number, hi: number, maxBytes: number): readonly Entry[] {
-    return this.disk.storage.entries(lo, hi, maxBytes);
-  }
-  term(index: number): number {
-    return this.disk.storage.term(index);
-  }
-  firstIndex(): number {
-    return this.disk.storage.firstIndex();
-  }
-  lastIndex(): number {
-    return this.disk.storage.lastIndex();
-  }
-  snapshot(): Snapshot {
-    return this.disk.storage.snapshot();
-  }
   save(update: StorageUpdate): void {
     this.disk.beginWrite(update);
     try {

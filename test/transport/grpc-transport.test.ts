@@ -10,7 +10,7 @@ import { GrpcTransport } from '../../src/transport/grpc-transport.ts';
 import { peerServerChannelOptions } from '../../src/transport/options.ts';
 import { raftService } from '../../src/transport/proto.ts';
 import { CutoverError } from '../../src/util/errors.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { waitFor } from '../../src/platform/wait.ts';
 import { appMessage, deadAddress, indexes, KIB, MIB, Recorder, snapMessage, startTransport, testLimits, transportOptions } from './helpers.ts';
 
 /** Resolves once `recorder` holds `count` messages. */
