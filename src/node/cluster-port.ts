@@ -1,6 +1,8 @@
 import { KvStore, type Command, type CommandResult, type Compare, type KeyValue, type Operation, type WatchListener } from '../kv/index.ts';
 import { NotLeaderError } from '../util/errors.ts';
-import type { CutoverNode } from './node.ts';
+import type { CutoverNode, MemberActivity } from './node.ts';
+
+export type { MemberActivity } from './node.ts';
 
 /** The result of a transaction proposed through the port. */
 export type TxnResult = Extract<CommandResult, { type: 'txn' }>;
@@ -26,6 +28,11 @@ export interface ClusterPort {
   term(): number;
   /** Called with (leaderId, term) whenever the known leader changes; returns an unsubscribe. */
   onLeaderChange(listener: (leader: number, term: number) => void): () => void;
+  /**
+   * The current voters and learners with their addresses, and how long this node has heard
+   * nothing from each. Only the leader's silences mean anything (see `CutoverNode.memberActivity`).
+   */
+  members(): MemberActivity[];
 }
 
 function asTxn(result: CommandResult): TxnResult {
@@ -45,6 +52,7 @@ export function nodeClusterPort(node: CutoverNode): ClusterPort {
     isLeader: () => node.isLeader(),
     term: () => node.status().term,
     onLeaderChange: (listener) => node.onLeaderChange(listener),
+    members: () => node.memberActivity(),
   };
 }
 
@@ -57,12 +65,14 @@ export class MemoryClusterPort implements ClusterPort {
   private leader: boolean;
   private currentTerm = 1;
   private readonly listeners = new Set<(leader: number, term: number) => void>();
+  private memberList: MemberActivity[];
 
   constructor(
     readonly nodeId = 1,
     leader = true,
   ) {
     this.leader = leader;
+    this.memberList = [{ id: nodeId, address: `127.0.0.1:${7000 + nodeId}`, voter: true, silentForMs: 0 }];
   }
 
   async txn(compare: readonly Compare[], success: readonly Operation[], failure: readonly Operation[] = []): Promise<TxnResult> {
@@ -103,6 +113,15 @@ export class MemoryClusterPort implements ClusterPort {
   onLeaderChange(listener: (leader: number, term: number) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  members(): MemberActivity[] {
+    return this.memberList;
+  }
+
+  /** Test control: the members and silences that `members()` reports. */
+  setMembers(members: readonly MemberActivity[]): void {
+    this.memberList = [...members];
   }
 
   /** Test control: gain or lose leadership (a new term either way). */

@@ -18,6 +18,13 @@ export interface Member {
   readonly address: string;
 }
 
+/** A member as `memberActivity` reports it. */
+export interface MemberActivity extends Member {
+  readonly voter: boolean;
+  /** Milliseconds since this node last heard from the member; 0 for itself, Infinity if never. */
+  readonly silentForMs: number;
+}
+
 export interface NodeOptions {
   readonly id: number;
   /** The initial voters and their peer addresses (used when the log holds no membership yet). */
@@ -127,6 +134,8 @@ export class CutoverNode {
   private readonly appliedWaiters = new AppliedWaiters();
   private readonly leaderListeners = new Set<(leader: number, term: number) => void>();
   private leader = 0;
+  /** When a message from each peer last arrived (clock ms): the leader's view of who is alive. */
+  private readonly lastHeard = new Map<number, number>();
   private readCounter = 0;
   private driving: Promise<void> | undefined;
   private cancelTick: (() => void) | undefined;
@@ -323,6 +332,18 @@ export class CutoverNode {
     };
   }
 
+  /**
+   * Members with their addresses and how long this node has heard nothing from each (0 for
+   * itself). On the leader, followers answer every heartbeat, so a long silence means a dead or
+   * cut-off node; on a follower only the leader talks to it, so the others look silent.
+   */
+  memberActivity(): MemberActivity[] {
+    const now = this.options.clock.nowMs();
+    const { voters, learners } = this.members();
+    const activity = (m: Member, voter: boolean): MemberActivity => ({ ...m, voter, silentForMs: m.id === this.id ? 0 : now - (this.lastHeard.get(m.id) ?? -Infinity) });
+    return [...voters.map((m) => activity(m, true)), ...learners.map((m) => activity(m, false))];
+  }
+
   private selfAddress(): string | undefined {
     const fromKv = this.kv.get(`${MEMBER_PREFIX}${this.id}`);
     if (fromKv !== undefined) return (JSON.parse(fromKv.value) as Member).address;
@@ -397,6 +418,7 @@ export class CutoverNode {
 
   private onMessage(message: Message): void {
     if (this.state !== 'running') return;
+    this.lastHeard.set(message.from, this.options.clock.nowMs());
     this.raft.step(message);
     this.kick();
   }
@@ -438,6 +460,8 @@ export class CutoverNode {
 
   private leaderChanged(leader: number): void {
     this.leader = leader;
+    // A new leader gives every member a full timeout before it counts one as silent.
+    if (leader === this.id) for (const id of [...this.confState.voters, ...this.confState.learners]) this.lastHeard.set(id, this.options.clock.nowMs());
     this.stats.leaderChanges++;
     const term = this.raft.status().term;
     this.log.info({ leader, term }, 'leader changed');

@@ -203,12 +203,7 @@ export function blueprintKey(base: ArtifactBase, version: string): string {
 /** The parts of a `blueprint/` key; `undefined` when the key is not one. */
 export function parseBlueprintKey(key: string): { readonly base: ArtifactBase; readonly version: SemVer } | undefined {
   if (!key.startsWith(BLUEPRINT_PREFIX)) return undefined;
-  const rest = key.slice(BLUEPRINT_PREFIX.length);
-  const slash = rest.indexOf('/');
-  if (slash < 0) return undefined;
-  const base = parseArtifactBase(rest.slice(0, slash));
-  const version = parseSemVer(rest.slice(slash + 1));
-  return base === undefined || version === undefined ? undefined : { base, version };
+  return parseBaseSlashVersion(key.slice(BLUEPRINT_PREFIX.length));
 }
 
 /** The parts of an `instance/` key. */
@@ -247,4 +242,76 @@ export function parseInstanceKey(key: string): InstanceKeyParts | undefined {
   const coordinates = parseCoordinates(coordinatesText);
   if (!Number.isSafeInteger(node) || coordinates === undefined) return undefined;
   return { nodeId: toNodeId(node), base: coordinates.base, version: coordinates.version, instanceId };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Artifacts and assignments
+
+export const ARTIFACT_PREFIX = 'artifact/';
+export const ARTIFACT_CHUNK_PREFIX = 'artifact-chunk/';
+export const ASSIGNMENT_PREFIX = 'assignment/';
+
+/** Digits of a chunk index in its key, so that keys sort in chunk order. */
+const CHUNK_INDEX_DIGITS = 6;
+/** Most chunks one artifact may have (the index must fit its digits). */
+export const ARTIFACT_CHUNKS_MAX = 10 ** CHUNK_INDEX_DIGITS;
+
+/** `artifact/{groupId}:{artifactId}/{version}`: a published artifact's metadata (written last). */
+export function artifactKey(base: ArtifactBase, version: string): string {
+  return `${ARTIFACT_PREFIX}${base}/${requireSemVer(version).text}`;
+}
+
+/** `artifact/{groupId}:{artifactId}/`: every published version of an artifact. */
+export function artifactVersionsPrefix(base: ArtifactBase): string {
+  return `${ARTIFACT_PREFIX}${base}/`;
+}
+
+/** The parts of an `artifact/` key; `undefined` when the key is not one. */
+export function parseArtifactKey(key: string): { readonly base: ArtifactBase; readonly version: SemVer } | undefined {
+  if (!key.startsWith(ARTIFACT_PREFIX)) return undefined;
+  return parseBaseSlashVersion(key.slice(ARTIFACT_PREFIX.length));
+}
+
+/** `artifact-chunk/{groupId}:{artifactId}/{version}/`: the chunks of one artifact version. */
+export function artifactChunkPrefix(base: ArtifactBase, version: string): string {
+  return `${ARTIFACT_CHUNK_PREFIX}${base}/${requireSemVer(version).text}/`;
+}
+
+/** `artifact-chunk/{groupId}:{artifactId}/{version}/{index}`, the index zero-padded to sort. */
+export function artifactChunkKey(base: ArtifactBase, version: string, index: number): string {
+  if (!Number.isSafeInteger(index) || index < 0 || index >= ARTIFACT_CHUNKS_MAX) throw new InvalidArgumentError('chunkIndex', `must be an integer in [0, ${ARTIFACT_CHUNKS_MAX}), got ${String(index)}`);
+  return artifactChunkPrefix(base, version) + String(index).padStart(CHUNK_INDEX_DIGITS, '0');
+}
+
+function parseBaseSlashVersion(rest: string): { readonly base: ArtifactBase; readonly version: SemVer } | undefined {
+  const slash = rest.indexOf('/');
+  if (slash < 0) return undefined;
+  const base = parseArtifactBase(rest.slice(0, slash));
+  const version = parseSemVer(rest.slice(slash + 1));
+  return base === undefined || version === undefined ? undefined : { base, version };
+}
+
+/** `assignment/{nodeId}/`: every instance the leader assigned to that node. */
+export function assignmentNodePrefix(node: NodeId): string {
+  return ASSIGNMENT_PREFIX + instanceNodePrefix(node).slice(INSTANCE_PREFIX.length);
+}
+
+/**
+ * `assignment/{nodeId}/{groupId}:{artifactId}:{version}/{instanceId}`: the leader's placement of
+ * one instance; the node reports the instance under the `instance/` key with the same suffix.
+ */
+export function assignmentKey(node: NodeId, base: ArtifactBase, version: string, instanceId: string): string {
+  return ASSIGNMENT_PREFIX + instanceKey(node, base, version, instanceId).slice(INSTANCE_PREFIX.length);
+}
+
+/** The parts of an `assignment/` key; `undefined` when the key is not one. */
+export function parseAssignmentKey(key: string): InstanceKeyParts | undefined {
+  if (!key.startsWith(ASSIGNMENT_PREFIX)) return undefined;
+  return parseInstanceKey(INSTANCE_PREFIX + key.slice(ASSIGNMENT_PREFIX.length));
+}
+
+/** The `instance/` key that reports the instance an `assignment/` key places (same suffix). */
+export function instanceKeyOfAssignment(assignment: string): string {
+  if (!assignment.startsWith(ASSIGNMENT_PREFIX)) throw new InvalidArgumentError('key', `not an assignment key: ${JSON.stringify(assignment)}`);
+  return INSTANCE_PREFIX + assignment.slice(ASSIGNMENT_PREFIX.length);
 }
