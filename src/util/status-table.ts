@@ -76,6 +76,11 @@ export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   SLICE_ERROR: S.UNKNOWN,
   INSTANCE_NOT_FOUND: S.NOT_FOUND,
   INSTANCE_NOT_ACTIVE: S.UNAVAILABLE,
+  // Blueprints (src/api/slices-service.ts).
+  ALREADY_DEPLOYED: S.ALREADY_EXISTS,
+  VERSION_RUNNING: S.FAILED_PRECONDITION,
+  NOT_DEPLOYED: S.NOT_FOUND,
+  CONFLICT: S.ABORTED,
   // Errors of a forwarded call that carried no code of ours.
   UNAVAILABLE: S.UNAVAILABLE,
   RPC_FAILED: S.UNAVAILABLE,
