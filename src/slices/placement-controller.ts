@@ -1,0 +1,364 @@
+/**
+ * The leader-only placement controller (DESIGN.md decision 4): while this node leads, it keeps a
+ * mirror of `blueprint/`, `assignment/`, `instance/` and the guard key, plans with the pure
+ * `planPlacement` on every change and every `recheckIntervalMs` (silences grow without any KV
+ * change), and commits each non-empty plan as one transaction.
+ *
+ * Why a plan can never be applied by a stale or deposed leader, or against a state it was not
+ * computed from:
+ * - every plan transaction compares the modRevision of the guard key `placement/epoch` with the
+ *   one in the mirror the plan read, and puts the guard again (moving its modRevision on);
+ * - a leader's first transaction in its term claims the guard, even with nothing to place, and
+ *   writes its term there; a leader that finds a higher term in the guard never acts. So once a
+ *   newer leader has claimed, an older leader's in-flight or forwarded plan fails its compare;
+ * - each blueprint whose assignments the plan changes is compared at the modRevision the plan
+ *   read, so an operator's concurrent edit fails the plan rather than being overwritten by it;
+ * - only the placement controller writes `assignment/`, and only under the guard.
+ * A failed compare reloads the mirror and plans again. Any other error is logged, recorded in
+ * `status()` and retried after a bounded, doubling back-off with a full reload (the outcome of the
+ * failed write is unknown).
+ *
+ * The controller never throws into the port's listeners: watch and leadership callbacks only
+ * update the mirror and wake the one planning loop.
+ */
+import { DEFAULT_KV_LIMITS, type Compare, type KeyValue, type Operation, type WatchEvent } from '../kv/index.ts';
+import type { ClusterPort } from '../node/cluster-port.ts';
+import type { Clock } from '../util/clock.ts';
+import { InvalidArgumentError } from '../util/errors.ts';
+import type { Logger } from '../util/logger.ts';
+import { ASSIGNMENT_PREFIX, BLUEPRINT_PREFIX, INSTANCE_PREFIX } from './keys.ts';
+import { isEmptyPlan, planPlacement, type PlacementPlan, type UnplacedCount } from './placement.ts';
+
+/** The guard key every plan is compared against and moves on; its value names the claiming leader. */
+export const PLACEMENT_GUARD_KEY = 'placement/epoch';
+// The node records membership under this prefix (node/node.ts MEMBER_PREFIX); a change there
+// (a member added or removed) is a reason to plan again at once. Named here rather than imported
+// so that slices/ depends on the ClusterPort interface only.
+const MEMBER_PREFIX = 'cluster/member/';
+
+export interface PlacementControllerOptions {
+  readonly port: ClusterPort;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** A member the leader has not heard from for longer than this is down (default 15 000). */
+  readonly nodeDownAfterMs?: number;
+  /** Most instances, of all versions, on one node (default 64). */
+  readonly nodeInstancesMax?: number;
+  /** How often the leader plans without a KV change, to notice silent nodes (default 1000). */
+  readonly recheckIntervalMs?: number;
+  /** First delay after an error; it doubles per consecutive error (default 100). */
+  readonly retryDelayMsMin?: number;
+  /** Longest delay after errors (default 5000). */
+  readonly retryDelayMsMax?: number;
+  /** Compares plus operations one transaction may carry (default: the KV store's limit, 128). */
+  readonly txnOperationsMax?: number;
+}
+
+/** The controller's view for debugging (`status()`). */
+export interface PlacementStatus {
+  /** This node leads and the controller is acting for `term`. */
+  readonly active: boolean;
+  readonly term: number | undefined;
+  /** From the last plan: per blueprint, instances that fit on no live node. */
+  readonly unplaced: readonly UnplacedCount[];
+  /** Stored values the last plan could not read (malformed blueprints or assignments). */
+  readonly invalid: number;
+  /** The KV revision the last committed plan was computed against, and the revision it produced. */
+  readonly lastPlanRevision: number | undefined;
+  readonly lastCommitRevision: number | undefined;
+  readonly plansCommitted: number;
+  /** Plans refused by a compare (another writer got there first) and planned again. */
+  readonly conflicts: number;
+  readonly lastError: { readonly code: string; readonly message: string; readonly atMs: number } | undefined;
+}
+
+/** The guard key's value. */
+interface GuardRecord {
+  readonly term: number;
+  readonly leaderId: number;
+  readonly planRevision: number;
+}
+
+const MIRRORED_PREFIXES = [BLUEPRINT_PREFIX, ASSIGNMENT_PREFIX, INSTANCE_PREFIX, PLACEMENT_GUARD_KEY, MEMBER_PREFIX] as const;
+// Reports change often and never need a plan at once (a down node's reports go on the recheck).
+const QUIET_PREFIXES: ReadonlySet<string> = new Set([INSTANCE_PREFIX]);
+
+/** One term of leadership: the mirror, the watches and the planning loop's state. */
+class Session {
+  readonly mirror = new Map<string, Map<string, KeyValue>>();
+  unwatch: (() => void)[] = [];
+  loaded = false;
+  claimed = false;
+  /** A newer leader's claim was seen: never act in this term. */
+  superseded = false;
+  running = false;
+  dirty = false;
+  failures = 0;
+  retryAtMs = 0;
+  cancelRecheck: () => void = () => {};
+  cancelRetry: () => void = () => {};
+
+  constructor(readonly term: number) {}
+
+  entries(prefix: string): KeyValue[] {
+    return [...(this.mirror.get(prefix)?.values() ?? [])];
+  }
+
+  close(): void {
+    for (const unwatch of this.unwatch) unwatch();
+    this.unwatch = [];
+    this.cancelRecheck();
+    this.cancelRetry();
+  }
+}
+
+function requirePositive(field: string, value: number, integer: boolean): number {
+  if (!(value > 0) || !Number.isFinite(value) || (integer && !Number.isSafeInteger(value))) throw new InvalidArgumentError(field, `must be a positive ${integer ? 'integer' : 'number'}, got ${String(value)}`);
+  return value;
+}
+
+function errorCode(error: unknown): string {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' ? code : 'INTERNAL';
+}
+
+function parseGuard(kv: KeyValue | undefined): GuardRecord | undefined {
+  if (kv === undefined) return undefined;
+  try {
+    const json = JSON.parse(kv.value) as Partial<GuardRecord>;
+    return typeof json.term === 'number' ? { term: json.term, leaderId: Number(json.leaderId), planRevision: Number(json.planRevision) } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Places blueprint instances across the nodes while this node leads (see the module comment). */
+export class PlacementController {
+  private readonly port: ClusterPort;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly nodeDownAfterMs: number;
+  private readonly nodeInstancesMax: number;
+  private readonly recheckIntervalMs: number;
+  private readonly retryDelayMsMin: number;
+  private readonly retryDelayMsMax: number;
+  private readonly txnOperationsMax: number;
+  private session: Session | undefined;
+  private unsubscribe: (() => void) | undefined;
+  private lastPlan: PlacementPlan | undefined;
+  private stats = { plansCommitted: 0, conflicts: 0, lastPlanRevision: undefined as number | undefined, lastCommitRevision: undefined as number | undefined };
+  private lastError: PlacementStatus['lastError'];
+
+  /** Validates the settings; throws INVALID_ARGUMENT naming the bad one. */
+  constructor(options: PlacementControllerOptions) {
+    this.port = options.port;
+    this.clock = options.clock;
+    this.log = options.logger.child({ component: 'placement' });
+    this.nodeDownAfterMs = requirePositive('nodeDownAfterMs', options.nodeDownAfterMs ?? 15_000, false);
+    this.nodeInstancesMax = requirePositive('nodeInstancesMax', options.nodeInstancesMax ?? 64, true);
+    this.recheckIntervalMs = requirePositive('recheckIntervalMs', options.recheckIntervalMs ?? 1000, false);
+    this.retryDelayMsMin = requirePositive('retryDelayMsMin', options.retryDelayMsMin ?? 100, false);
+    this.retryDelayMsMax = requirePositive('retryDelayMsMax', options.retryDelayMsMax ?? 5000, false);
+    if (this.retryDelayMsMax < this.retryDelayMsMin) throw new InvalidArgumentError('retryDelayMsMax', `must be at least retryDelayMsMin (${this.retryDelayMsMin})`);
+    // A plan needs room for the guard's compare and put, one blueprint compare and one change.
+    this.txnOperationsMax = requirePositive('txnOperationsMax', options.txnOperationsMax ?? DEFAULT_KV_LIMITS.txnOperationsMax, true);
+    if (this.txnOperationsMax < 4) throw new InvalidArgumentError('txnOperationsMax', 'must be at least 4');
+  }
+
+  /** Follows leadership from now on; acts at once if this node already leads. Idempotent. */
+  start(): void {
+    if (this.unsubscribe !== undefined) return;
+    this.unsubscribe = this.port.onLeaderChange(() => this.guarded('leader change', () => this.followLeadership()));
+    this.followLeadership();
+  }
+
+  /** Stops acting and following leadership. Idempotent; a write in flight may still apply. */
+  stop(): void {
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+    this.endSession();
+  }
+
+  status(): PlacementStatus {
+    return {
+      active: this.session !== undefined && !this.session.superseded,
+      term: this.session?.term,
+      unplaced: this.lastPlan?.unplaced ?? [],
+      invalid: this.lastPlan?.invalid.length ?? 0,
+      ...this.stats,
+      lastError: this.lastError,
+    };
+  }
+
+  /** Runs a callback from the port, logging instead of throwing into it. */
+  private guarded(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (error) {
+      this.recordError(error);
+      this.log.error({ err: error, what }, 'placement callback failed');
+    }
+  }
+
+  /** Starts a session when this node leads in a term it has none for; ends it when it does not lead. */
+  private followLeadership(): void {
+    if (this.unsubscribe === undefined) return;
+    const leading = this.port.isLeader();
+    const term = this.port.term();
+    if (this.session !== undefined && (!leading || this.session.term !== term)) this.endSession();
+    if (!leading || this.session !== undefined) return;
+    const session = new Session(term);
+    this.session = session;
+    this.log.info({ term }, 'leading: placing instances');
+    this.scheduleRecheck(session);
+    this.wake(session);
+  }
+
+  private endSession(): void {
+    const session = this.session;
+    if (session === undefined) return;
+    this.session = undefined;
+    session.close();
+    this.log.info({ term: session.term }, 'placement stopped');
+  }
+
+  private scheduleRecheck(session: Session): void {
+    session.cancelRecheck = this.clock.schedule(this.recheckIntervalMs, () => {
+      if (this.session !== session) return;
+      this.scheduleRecheck(session);
+      this.guarded('recheck', () => this.wake(session));
+    });
+  }
+
+  /** Asks the planning loop for another round; starts it unless it is running or backing off. */
+  private wake(session: Session): void {
+    session.dirty = true;
+    if (session.running || this.clock.nowMs() < session.retryAtMs) return;
+    session.running = true;
+    void this.drive(session);
+  }
+
+  private async drive(session: Session): Promise<void> {
+    // Never start work inside the caller (a watch or leadership callback on the apply path).
+    await Promise.resolve();
+    try {
+      while (session.dirty && this.session === session) {
+        session.dirty = false;
+        await this.round(session);
+      }
+      session.failures = 0;
+    } catch (error) {
+      if (this.session === session) this.failed(session, error);
+    } finally {
+      session.running = false;
+    }
+  }
+
+  private failed(session: Session, error: unknown): void {
+    this.recordError(error);
+    session.failures++;
+    session.loaded = false;
+    const delayMs = Math.min(this.retryDelayMsMax, this.retryDelayMsMin * 2 ** Math.min(session.failures - 1, 30));
+    session.retryAtMs = this.clock.nowMs() + delayMs;
+    this.log.warn({ err: error, code: errorCode(error), failures: session.failures, retryInMs: delayMs }, 'placement round failed; retrying');
+    session.cancelRetry();
+    session.cancelRetry = this.clock.schedule(delayMs, () => {
+      if (this.session === session) this.guarded('retry', () => this.wake(session));
+    });
+  }
+
+  private recordError(error: unknown): void {
+    this.lastError = { code: errorCode(error), message: error instanceof Error ? error.message : String(error), atMs: this.clock.nowMs() };
+  }
+
+  /** One round: check leadership, load if needed, plan, and commit a plan that changes something. */
+  private async round(session: Session): Promise<void> {
+    if (!this.port.isLeader() || this.port.term() !== session.term) {
+      this.followLeadership();
+      return;
+    }
+    if (!session.loaded) await this.load(session);
+    if (this.session !== session || session.superseded) return;
+    const guard = session.mirror.get(PLACEMENT_GUARD_KEY)?.get(PLACEMENT_GUARD_KEY);
+    const claimedTerm = parseGuard(guard)?.term ?? 0;
+    if (claimedTerm > session.term) {
+      session.superseded = true;
+      this.log.warn({ term: session.term, claimedTerm }, 'a newer leader has claimed placement; not acting in this term');
+      return;
+    }
+    const revision = this.port.revision();
+    const plan = this.plan(session, revision);
+    this.lastPlan = plan;
+    if (isEmptyPlan(plan) && session.claimed) return;
+    await this.commit(session, plan, guard, revision);
+  }
+
+  private plan(session: Session, revision: number): PlacementPlan {
+    return planPlacement({
+      blueprints: session.entries(BLUEPRINT_PREFIX),
+      assignments: session.entries(ASSIGNMENT_PREFIX),
+      instanceKeys: [...(session.mirror.get(INSTANCE_PREFIX)?.keys() ?? [])],
+      members: this.port.members(),
+      nodeDownAfterMs: this.nodeDownAfterMs,
+      nodeInstancesMax: this.nodeInstancesMax,
+      term: session.term,
+      nowMs: this.clock.nowMs(),
+      instanceIdPrefix: `i${revision}`,
+      // Room for the guard's compare and put.
+      changesMax: this.txnOperationsMax - 2,
+    });
+  }
+
+  private async commit(session: Session, plan: PlacementPlan, guard: KeyValue | undefined, revision: number): Promise<void> {
+    const blueprints = session.mirror.get(BLUEPRINT_PREFIX);
+    const compare: Compare[] = [
+      { key: PLACEMENT_GUARD_KEY, target: 'modRevision', op: '=', value: guard?.modRevision ?? 0 },
+      ...plan.blueprintsTouched.map((key): Compare => ({ key, target: 'modRevision', op: '=', value: blueprints?.get(key)?.modRevision ?? 0 })),
+    ];
+    const guardRecord: GuardRecord = { term: session.term, leaderId: this.port.nodeId, planRevision: revision };
+    const success: Operation[] = [
+      { type: 'put', key: PLACEMENT_GUARD_KEY, value: JSON.stringify(guardRecord) },
+      ...plan.removeInstances.map((key): Operation => ({ type: 'delete', key })),
+      ...plan.remove.map((key): Operation => ({ type: 'delete', key })),
+      ...plan.put.map((p): Operation => ({ type: 'put', key: p.key, value: p.value })),
+    ];
+    const result = await this.port.txn(compare, success);
+    if (this.session !== session) return;
+    if (!result.succeeded) {
+      this.stats.conflicts++;
+      this.log.info({ revision }, 'placement plan lost a compare (a concurrent change); reloading and planning again');
+      session.loaded = false;
+      session.dirty = true;
+      return;
+    }
+    session.claimed = true;
+    this.stats = { ...this.stats, plansCommitted: this.stats.plansCommitted + 1, lastPlanRevision: revision, lastCommitRevision: result.revision };
+    if (plan.truncated) session.dirty = true;
+    if (!isEmptyPlan(plan)) this.log.info({ revision: result.revision, moves: plan.moves, removedReports: plan.removeInstances.length, unplaced: plan.unplaced }, 'placement plan committed');
+  }
+
+  /** Reads every mirrored prefix afresh (linearizably) and watches each from the revision it was read at. */
+  private async load(session: Session): Promise<void> {
+    for (const unwatch of session.unwatch) unwatch();
+    session.unwatch = [];
+    session.mirror.clear();
+    for (const prefix of MIRRORED_PREFIXES) {
+      const { kvs, revision } = await this.port.range(prefix);
+      if (this.session !== session) return;
+      session.mirror.set(prefix, new Map(kvs.map((kv) => [kv.key, kv])));
+      session.unwatch.push(this.port.watch(prefix, revision + 1, (events) => this.guarded('watch', () => this.onEvents(session, prefix, events))));
+    }
+    session.loaded = true;
+  }
+
+  private onEvents(session: Session, prefix: string, events: readonly WatchEvent[]): void {
+    if (this.session !== session) return;
+    const map = session.mirror.get(prefix);
+    if (map === undefined) return;
+    for (const event of events) {
+      if (event.type === 'put') map.set(event.kv.key, event.kv);
+      else map.delete(event.kv.key);
+    }
+    if (!QUIET_PREFIXES.has(prefix) && session.loaded) this.wake(session);
+  }
+}
