@@ -72,12 +72,21 @@ function watch(node: CutoverNode, call: ServerWritableStream<{ prefix: string; s
     cancel = node.watch(call.request.prefix, call.request.start_revision, (events) => {
       if (call.writableLength > options.watchBufferBytesMax) {
         end();
-        call.destroy(Object.assign(new Error(`watcher is more than ${options.watchBufferBytesMax} bytes behind; re-read and watch again`), { code: status.RESOURCE_EXHAUSTED }));
+        endWithError(call, Object.assign(new Error(`watcher is more than ${options.watchBufferBytesMax} bytes behind; re-read and watch again`), { code: status.RESOURCE_EXHAUSTED }));
         return;
       }
       call.write({ events: events.map(toPbEvent) });
     });
   } catch (error) {
-    call.destroy(Object.assign(new Error(error instanceof Error ? error.message : String(error)), toServiceError(error)));
+    endWithError(call, Object.assign(new Error(error instanceof Error ? error.message : String(error)), toServiceError(error)));
   }
+}
+
+/**
+ * Ends a server stream with an error status (and its trailing metadata). grpc-js sends the status
+ * from the stream's 'error' handler; `call.destroy(error)` would never send one, and the client
+ * would wait on a dead stream until its deadline.
+ */
+function endWithError(call: ServerWritableStream<unknown, unknown>, error: Error): void {
+  call.emit('error', error);
 }
