@@ -70,7 +70,7 @@ async function startCluster(t: Teardown, size: number, historyEventsMax = 10_000
   const hub = new MemoryHub();
   const random = new SeededRandom(11);
   const ids = Array.from({ length: size }, (_, i) => i + 1);
-  const ports = [];
+  const ports: number[] = [];
   for (let i = 0; i < size; i++) ports.push(await freePort());
   const members = ids.map((id, i) => ({ id, address: `127.0.0.1:${ports[i]!}` }));
   const nodes: TestNode[] = [];
