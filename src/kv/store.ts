@@ -249,8 +249,10 @@ export class KvStore {
   }
 
   /**
-   * Replaces the state with a snapshot's. Watchers stay registered (they see no events for the
-   * jump: they must re-read); the history restarts empty, compacted at the snapshot revision.
+   * Replaces the state with a snapshot's. The history restarts empty, compacted at the snapshot
+   * revision. Watchers stay registered and are told the jump as its net effect: a delete for each
+   * watched key the snapshot lacks and a put for each key it adds or changes, all at the snapshot
+   * revision (the intermediate events are gone), so a state derived from a watch stays exact.
    */
   restore(data: Uint8Array): void {
     let image: SnapshotImage;
@@ -260,6 +262,7 @@ export class KvStore {
       throw new CutoverError('SNAPSHOT_CORRUPT', 'KV snapshot is not valid JSON', { cause });
     }
     if (image.version !== 1 || !Array.isArray(image.kvs) || !Array.isArray(image.clients)) throw new CutoverError('SNAPSHOT_CORRUPT', 'KV snapshot has an unknown layout');
+    const before = this.watchers.size > 0 ? new Map(this.kvs) : undefined;
     this.kvs.clear();
     for (const kv of image.kvs) this.kvs.set(kv.key, kv);
     this.keys.reset(image.kvs.map((kv) => kv.key));
@@ -269,5 +272,19 @@ export class KvStore {
     this.compacted = image.revision;
     this.history = [];
     assert(this.kvs.size === this.keys.size, 'restore: duplicate keys in snapshot');
+    if (before !== undefined) this.notify(jumpEvents(before, this.kvs, image.revision));
   }
+}
+
+/** The net change from `before` to `after` as watch events at `revision` (deletes, then puts). */
+function jumpEvents(before: ReadonlyMap<string, KeyValue>, after: ReadonlyMap<string, KeyValue>, revision: number): WatchEvent[] {
+  const events: WatchEvent[] = [];
+  for (const [key, prev] of before) {
+    if (!after.has(key)) events.push({ type: 'delete', revision, kv: { key, value: '', createRevision: 0, modRevision: revision, version: 0 }, prev });
+  }
+  for (const [key, kv] of after) {
+    const prev = before.get(key);
+    if (prev === undefined || prev.modRevision !== kv.modRevision) events.push({ type: 'put', revision, kv, prev });
+  }
+  return events;
 }

@@ -140,3 +140,30 @@ test('the dedup table is bounded and forgets the least recently used client', (t
   put(3); // remembered: not applied again
   t.is(store.get('k')?.version, 4);
 });
+
+test('restore tells watchers the jump as its net effect, at the snapshot revision', (t) => {
+  const source = new KvStore();
+  const target = new KvStore();
+  const put = (store: KvStore, key: string, value: string) => store.apply({ clientId: 0, sequence: 0, command: { type: 'put', key, value } });
+  put(target, 'r/kept', 'same');
+  put(source, 'r/kept', 'same');
+  put(target, 'r/gone', 'old');
+  put(target, 'r/changed', 'before');
+  put(target, 'other/x', '1');
+  put(source, 'r/changed', 'after');
+  put(source, 'r/new', 'fresh');
+  // Make 'r/kept' identical in both: same modRevision is what "unchanged" means.
+  const image = JSON.parse(new TextDecoder().decode(source.snapshot())) as { revision: number; kvs: { key: string; modRevision: number }[] };
+  image.kvs.find((kv) => kv.key === 'r/kept')!.modRevision = target.get('r/kept')!.modRevision;
+  const seen: { type: string; key: string; revision: number; value: string }[] = [];
+  target.watch('r/', 0, (events) => seen.push(...events.map((e) => ({ type: e.type, key: e.kv.key, revision: e.revision, value: e.kv.value }))));
+  target.restore(new TextEncoder().encode(JSON.stringify(image)));
+  t.deepEqual(
+    seen.sort((a, b) => (a.key < b.key ? -1 : 1)),
+    [
+      { type: 'put', key: 'r/changed', revision: image.revision, value: 'after' },
+      { type: 'delete', key: 'r/gone', revision: image.revision, value: '' },
+      { type: 'put', key: 'r/new', revision: image.revision, value: 'fresh' },
+    ],
+  );
+});
