@@ -18,7 +18,7 @@
 import type { JsHistogram } from 'hdr-histogram-js';
 import type { Clock } from '../util/clock.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
-import { addCheckedHistogram, checkEncodedHistogram, newLatencyHistogram, percentileMs, type CheckedHistogram } from './latency-histogram.ts';
+import { SparseLatencyCounts, addCountsLists, checkEncodedHistogram, newLatencyHistogram, percentileMs, type CheckedHistogram, type LatencyCountsList } from './latency-histogram.ts';
 import { parseMetricsWindow, type MetricsWindow, type VersionWindow } from './metrics-window.ts';
 
 /** Settings of a `MetricsAggregator`; every one is checked by the constructor. */
@@ -93,7 +93,7 @@ interface Bucket {
   count: number;
   errors: number;
   latencySumMs: number;
-  readonly histogram: JsHistogram;
+  readonly latencies: SparseLatencyCounts;
   readonly nodes: Set<number>;
   collectedAt: number;
 }
@@ -127,7 +127,7 @@ export class MetricsAggregator {
   private readonly tracked = new Map<string, Map<string, Tracked>>();
   private readonly nodeClocks = new Map<number, NodeClock>();
   /** Reused to merge buckets for a snapshot. */
-  private readonly scratch: JsHistogram = newLatencyHistogram('dense');
+  private readonly scratch: JsHistogram = newLatencyHistogram();
   private trackedCount = 0;
   private latestNowMs = -Infinity;
   private prunedAtIndex = -Infinity;
@@ -289,7 +289,7 @@ export class MetricsAggregator {
     const slot = ((index % this.slots) + this.slots) % this.slots;
     let bucket = tracked.ring[slot];
     if (bucket === undefined) {
-      bucket = { index, count: 0, errors: 0, latencySumMs: 0, histogram: newLatencyHistogram('packed'), nodes: new Set(), collectedAt: now };
+      bucket = { index, count: 0, errors: 0, latencySumMs: 0, latencies: new SparseLatencyCounts(), nodes: new Set(), collectedAt: now };
       tracked.ring[slot] = bucket;
     } else if (bucket.index !== index) {
       // The slot last held a second that has slid out of the span: reuse it in place.
@@ -297,13 +297,13 @@ export class MetricsAggregator {
       bucket.count = 0;
       bucket.errors = 0;
       bucket.latencySumMs = 0;
-      bucket.histogram.reset();
+      bucket.latencies.clear();
       bucket.nodes.clear();
     }
     bucket.count += entry.count;
     bucket.errors += entry.errors;
     bucket.latencySumMs += entry.latencySumMs;
-    addCheckedHistogram(bucket.histogram, histogram);
+    bucket.latencies.merge(histogram);
     bucket.nodes.add(nodeId);
     bucket.collectedAt = now;
     tracked.newestIndex = index;
@@ -334,8 +334,7 @@ export class MetricsAggregator {
   private healthOf(tracked: Tracked, windowMs: number, nowMs: number): VersionHealth | undefined {
     const newest = Math.floor(nowMs / this.bucketMs);
     const oldest = newest - Math.ceil(windowMs / this.bucketMs) + 1;
-    const histogram = this.scratch;
-    histogram.reset();
+    const latencies: LatencyCountsList[] = [];
     const nodes = new Set<number>();
     let requestCount = 0;
     let errorCount = 0;
@@ -346,11 +345,14 @@ export class MetricsAggregator {
       requestCount += bucket.count;
       errorCount += bucket.errors;
       latencySumMs += bucket.latencySumMs;
-      histogram.add(bucket.histogram);
+      latencies.push(bucket.latencies);
       for (const node of bucket.nodes) nodes.add(node);
       if (bucket.collectedAt > collectedAt) collectedAt = bucket.collectedAt;
     }
     if (requestCount === 0) return undefined;
+    const histogram = this.scratch;
+    histogram.reset();
+    addCountsLists(histogram, latencies);
     return {
       base: tracked.base,
       version: tracked.version,

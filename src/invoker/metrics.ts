@@ -4,11 +4,13 @@
  * cumulative totals for /metrics. Metrics are soft state (DESIGN.md §8): nothing here is durable.
  *
  * `record` runs on every call. Its steady path (a version seen before) allocates nothing: two Map
- * lookups by string, three number updates and one dense histogram increment.
+ * lookups by string, three number updates and one increment in a front buffer of counts laid out
+ * as the latency histogram (see `latencyIndex`). The counts reach an hdr-histogram-js histogram
+ * once per window, where encoding and percentiles need one.
  */
 import type { JsHistogram } from 'hdr-histogram-js';
 import { InvalidArgumentError } from '../util/errors.ts';
-import { encodeLatencyHistogram, latencyMsToUs, newLatencyHistogram, percentileMs } from './latency-histogram.ts';
+import { addLatencyCounts, encodeLatencyHistogram, latencyIndex, latencyMsToUs, newLatencyCounts, newLatencyHistogram, percentileMs } from './latency-histogram.ts';
 import { BASE_LENGTH_MAX, VERSION_LENGTH_MAX, WINDOW_VERSIONS_MAX, isName, type MetricsWindow, type VersionWindow } from './metrics-window.ts';
 
 export { parseMetricsWindow, WINDOW_VERSIONS_MAX, BASE_LENGTH_MAX, VERSION_LENGTH_MAX } from './metrics-window.ts';
@@ -59,7 +61,8 @@ interface Entry {
   count: number;
   errors: number;
   latencySumMs: number;
-  readonly window: JsHistogram;
+  /** The window's latency counts, indexed by `latencyIndex`. */
+  readonly counts: Float64Array;
   totalCount: number;
   totalErrors: number;
   totalLatencySumMs: number;
@@ -76,8 +79,8 @@ export class InvocationMetrics {
   private readonly entries = new Map<string, Map<string, Entry>>();
   private readonly versionsMax: number;
   private readonly idleWindowsEvict: number;
-  /** Reused by `totals()` to merge the cumulative and the current window's histograms. */
-  private readonly scratch: JsHistogram = newLatencyHistogram('dense');
+  /** Reused to turn a window's counts into a histogram (to encode) and to merge for `totals()`. */
+  private readonly scratch: JsHistogram = newLatencyHistogram();
   private size = 0;
   private windowStartMs: number;
   private callsDropped = 0;
@@ -111,7 +114,7 @@ export class InvocationMetrics {
     entry.count++;
     if (!ok) entry.errors++;
     entry.latencySumMs += us / 1000;
-    entry.window.recordValue(us);
+    entry.counts[latencyIndex(us)]! += 1;
   }
 
   /**
@@ -129,8 +132,8 @@ export class InvocationMetrics {
           continue;
         }
         const { base, version, count, errors, latencySumMs } = entry;
-        versions.push({ base, version, count, errors, latencySumMs, histogram: encodeLatencyHistogram(entry.window) });
-        fold(entry);
+        this.fold(entry);
+        versions.push({ base, version, count, errors, latencySumMs, histogram: encodeLatencyHistogram(this.scratch) });
       }
     }
     return { nodeId, startMs, endMs: nowMs, versions };
@@ -145,7 +148,7 @@ export class InvocationMetrics {
     for (const byVersion of this.entries.values()) {
       for (const entry of byVersion.values()) {
         if (entry.count === 0) entry.idleWindows++;
-        else fold(entry);
+        else this.fold(entry);
       }
     }
   }
@@ -158,7 +161,7 @@ export class InvocationMetrics {
         const histogram = this.scratch;
         histogram.reset();
         histogram.add(entry.total);
-        if (entry.count > 0) histogram.add(entry.window);
+        if (entry.count > 0) addLatencyCounts(histogram, entry.counts, false);
         out.push({
           base: entry.base,
           version: entry.version,
@@ -206,11 +209,11 @@ export class InvocationMetrics {
       count: 0,
       errors: 0,
       latencySumMs: 0,
-      window: newLatencyHistogram('dense'),
+      counts: newLatencyCounts(),
       totalCount: 0,
       totalErrors: 0,
       totalLatencySumMs: 0,
-      total: newLatencyHistogram('dense'),
+      total: newLatencyHistogram(),
       idleWindows: 0,
     };
     let byVersion = this.entries.get(base);
@@ -221,6 +224,24 @@ export class InvocationMetrics {
     byVersion.set(version, entry);
     this.size++;
     return entry;
+  }
+
+  /**
+   * Moves an entry's window into its totals and zeroes it; leaves the window's latencies in
+   * `scratch`, for the caller to encode.
+   */
+  private fold(entry: Entry): void {
+    const histogram = this.scratch;
+    histogram.reset();
+    addLatencyCounts(histogram, entry.counts, true);
+    entry.total.add(histogram);
+    entry.totalCount += entry.count;
+    entry.totalErrors += entry.errors;
+    entry.totalLatencySumMs += entry.latencySumMs;
+    entry.count = 0;
+    entry.errors = 0;
+    entry.latencySumMs = 0;
+    entry.idleWindows = 0;
   }
 
   /** Forgets every pair idle for `idleWindowsEvict` windows; returns how many. */
@@ -239,17 +260,4 @@ export class InvocationMetrics {
     this.versionsEvicted += evicted;
     return evicted;
   }
-}
-
-/** Moves an entry's window into its totals and resets the window (histogram reused). */
-function fold(entry: Entry): void {
-  entry.totalCount += entry.count;
-  entry.totalErrors += entry.errors;
-  entry.totalLatencySumMs += entry.latencySumMs;
-  entry.total.add(entry.window);
-  entry.window.reset();
-  entry.count = 0;
-  entry.errors = 0;
-  entry.latencySumMs = 0;
-  entry.idleWindows = 0;
 }

@@ -1,7 +1,9 @@
 import test from 'ava';
 import { InvocationMetrics, type MetricsWindow } from '../../src/invoker/metrics.ts';
 import { MetricsAggregator, type MetricsAggregatorOptions } from '../../src/invoker/metrics-aggregator.ts';
+import { LATENCY_COUNTS_LENGTH, SparseLatencyCounts, type LatencyCountsList } from '../../src/invoker/latency-histogram.ts';
 import { CutoverError } from '../../src/util/errors.ts';
+import { SeededRandom } from '../../src/util/random.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 
 type Call = readonly [base: string, version: string, latencyMs: number, ok: boolean];
@@ -197,4 +199,35 @@ test('settings and snapshot windows are checked with INVALID_ARGUMENT', (t) => {
   for (const windowMs of [0, -1, 60_001, Number.NaN]) {
     t.is(t.throws(() => aggregator.snapshot('a:b', '1', { windowMs }), { instanceOf: CutoverError })?.code, 'INVALID_ARGUMENT');
   }
+});
+
+test('property: merging sparse bucket counts equals adding them densely', (t) => {
+  const random = new SeededRandom(31);
+  const randomList = (): LatencyCountsList => {
+    const dense = new Float64Array(LATENCY_COUNTS_LENGTH);
+    const filled = random.nextInt(0, 60);
+    for (let i = 0; i < filled; i++) dense[random.nextInt(0, LATENCY_COUNTS_LENGTH)] = random.nextInt(1, 1000);
+    const indexes = [...dense.keys()].filter((i) => dense[i]! > 0);
+    return { indexes: Uint16Array.from(indexes), counts: Float64Array.from(indexes.map((i) => dense[i]!)), size: indexes.length };
+  };
+  for (let round = 0; round < 200; round++) {
+    const sparse = new SparseLatencyCounts();
+    const expected = new Float64Array(LATENCY_COUNTS_LENGTH);
+    if (round % 3 === 0) {
+      sparse.merge(randomList());
+      sparse.clear(); // reused bucket: old counts are gone
+    }
+    for (let n = random.nextInt(1, 6); n > 0; n--) {
+      const list = randomList();
+      for (let i = 0; i < list.size; i++) expected[list.indexes[i]!]! += list.counts[i]!;
+      sparse.merge(list);
+    }
+    const actual = new Float64Array(LATENCY_COUNTS_LENGTH);
+    for (let i = 0; i < sparse.size; i++) {
+      if (i > 0 && sparse.indexes[i]! <= sparse.indexes[i - 1]!) return t.fail('indexes not strictly increasing');
+      actual[sparse.indexes[i]!] = sparse.counts[i]!;
+    }
+    if (!actual.every((count, i) => count === expected[i])) return t.fail(`round ${round}: merged counts differ`);
+  }
+  t.pass();
 });

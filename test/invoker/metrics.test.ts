@@ -6,8 +6,9 @@ import {
   HISTOGRAM_ENCODED_LENGTH_MAX,
   LATENCY_COUNTS_LENGTH,
   LATENCY_US_MAX,
-  addCheckedHistogram,
+  addCountsLists,
   checkEncodedHistogram,
+  latencyIndex,
   latencyMsToUs,
   newLatencyHistogram,
 } from '../../src/invoker/latency-histogram.ts';
@@ -222,9 +223,20 @@ test('property: parseMetricsWindow never throws on mutated windows', (t) => {
 
 // ---- received histograms ----
 
+test('latencyIndex is the library\'s countsArrayIndex at every bucket edge and on random values', (t) => {
+  const histogram = newLatencyHistogram();
+  const values = [0, 1, 255, 256, 257, LATENCY_US_MAX - 1, LATENCY_US_MAX];
+  for (let power = 1; power < 30; power++) for (const delta of [-2, -1, 0, 1, 2]) values.push(2 ** power + delta);
+  const random = new SeededRandom(12);
+  for (let i = 0; i < 100_000; i++) values.push(random.nextInt(0, LATENCY_US_MAX + 1));
+  const mismatches = values.filter((value) => latencyIndex(value) !== histogram.countsArrayIndex(value));
+  t.deepEqual(mismatches, []);
+  t.true(latencyIndex(LATENCY_US_MAX) < LATENCY_COUNTS_LENGTH);
+});
+
 test('a checked histogram adds the same counts as the library decoder', (t) => {
   const random = new SeededRandom(9);
-  const source = newLatencyHistogram('dense');
+  const source = newLatencyHistogram();
   for (let i = 0; i < 5000; i++) source.recordValue(latencyMsToUs(-25 * Math.log(1 - random.nextFloat())));
   source.recordValue(LATENCY_US_MAX);
   source.recordValue(0);
@@ -232,8 +244,8 @@ test('a checked histogram adds the same counts as the library decoder', (t) => {
   const check = checkEncodedHistogram(encoded);
   if (!check.ok) return t.fail(check.reason);
   t.is(check.histogram.totalCount, 5002);
-  const target = newLatencyHistogram('packed');
-  addCheckedHistogram(target, check.histogram);
+  const target = newLatencyHistogram();
+  addCountsLists(target, [check.histogram]);
   const reference = decodeFromCompressedBase64(encoded, 64) as Float64Histogram;
   t.is(target.totalCount, reference.totalCount);
   for (let i = 0; i < LATENCY_COUNTS_LENGTH; i++) {
