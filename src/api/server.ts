@@ -4,6 +4,7 @@ import { HealthImplementation } from 'grpc-health-check';
 import type { CutoverNode } from '../node/node.ts';
 import { clusterService } from './cluster-service.ts';
 import { kvService, type KvServiceOptions } from './kv-service.ts';
+import { slicesService, type SlicesServiceOptions } from './slices-service.ts';
 import { loadManagementDefinition } from './protos.ts';
 
 interface ServiceHolder {
@@ -17,21 +18,27 @@ function serviceOf(definition: grpc.GrpcObject, name: string): grpc.ServiceDefin
 }
 
 /**
- * Adds the management API (KV, Cluster), grpc.health.v1 and server reflection (v1 and v1alpha)
- * to `server`. Health reports SERVING once the node knows a leader, NOT_SERVING otherwise.
- * Returns a function that detaches the health updates.
+ * Adds the management API (KV, Cluster, and Slices when `options.slices` is given),
+ * grpc.health.v1 and server reflection (v1 and v1alpha) to `server`. Health reports SERVING once
+ * the node knows a leader, NOT_SERVING otherwise. Returns a function that detaches the health
+ * updates.
  */
-export function addManagementApi(server: grpc.Server, node: CutoverNode, options: KvServiceOptions): () => void {
+export function addManagementApi(server: grpc.Server, node: CutoverNode, options: KvServiceOptions & { readonly slices?: SlicesServiceOptions }): () => void {
   const packageDefinition = loadManagementDefinition();
   const definition = grpc.loadPackageDefinition(packageDefinition);
   server.addService(serviceOf(definition, 'cutover.v1.KV'), kvService(node, options));
   server.addService(serviceOf(definition, 'cutover.v1.Cluster'), clusterService(node));
-  const health = new HealthImplementation({ '': 'NOT_SERVING', 'cutover.v1.KV': 'NOT_SERVING', 'cutover.v1.Cluster': 'NOT_SERVING' });
+  const services = ['', 'cutover.v1.KV', 'cutover.v1.Cluster'];
+  if (options.slices !== undefined) {
+    server.addService(serviceOf(definition, 'cutover.v1.Slices'), slicesService(options.slices));
+    services.push('cutover.v1.Slices');
+  }
+  const health = new HealthImplementation(Object.fromEntries(services.map((s) => [s, 'NOT_SERVING'])));
   health.addToServer(server);
   new ReflectionService(packageDefinition).addToServer(server);
   const update = (leader: number): void => {
     const state = leader === 0 ? 'NOT_SERVING' : 'SERVING';
-    for (const service of ['', 'cutover.v1.KV', 'cutover.v1.Cluster']) health.setStatus(service, state);
+    for (const service of services) health.setStatus(service, state);
   };
   update(node.leaderInfo().id);
   return node.onLeaderChange((leader) => update(leader));

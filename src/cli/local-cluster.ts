@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { loadManagementDefinition } from '../api/protos.ts';
+import { packArtifact } from '../slices/artifact-package.ts';
 import { sleep } from '../platform/wait.ts';
 import { deadlineIn } from '../platform/wall-clock.ts';
 
@@ -68,7 +69,44 @@ export async function runLocalCluster(options: LocalClusterOptions): Promise<voi
     await stop();
     return;
   }
-  printWelcome(options, ids, address, leader);
+  const example = await deployExample(address(leader.id)).catch((error: unknown) => `could not deploy the example: ${error instanceof Error ? error.message : String(error)}`);
+  printWelcome(options, ids, address, leader, example);
+}
+
+/** The example slice the main command deploys, so that there is something to update. */
+const EXAMPLE_DIR = fileURLToPath(new URL('../../examples/slices/greeter/1.0.0/', import.meta.url));
+const EXAMPLE_INSTANCES = 3;
+
+interface SlicesClient extends grpc.Client {
+  Publish(options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response: { created: boolean }) => void): grpc.ClientWritableStream<{ chunk: Uint8Array }>;
+  Deploy(request: object, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null) => void): void;
+}
+
+/**
+ * Publishes examples/slices/greeter 1.0.0 and deploys it with 3 instances, unless it is already
+ * deployed (a rerun on the same data). Returns a line for the welcome text.
+ */
+async function deployExample(leaderAddress: string): Promise<string> {
+  const definition = grpc.loadPackageDefinition(loadManagementDefinition()) as unknown as { cutover: { v1: { Slices: grpc.ServiceClientConstructor } } };
+  const client = new definition.cutover.v1.Slices(leaderAddress, grpc.credentials.createInsecure()) as unknown as SlicesClient;
+  try {
+    const packed = await packArtifact(EXAMPLE_DIR);
+    await new Promise<void>((resolve, reject) => {
+      const stream = client.Publish({ deadline: deadlineIn(30_000) }, (error) => (error ? reject(error) : resolve()));
+      stream.write({ chunk: packed.bytes });
+      stream.end();
+    });
+    const deployed = await new Promise<string>((resolve, reject) => {
+      client.Deploy({ artifact: 'org.example:greeter', version: '1.0.0', instances: EXAMPLE_INSTANCES }, { deadline: deadlineIn(30_000) }, (error) => {
+        if (error === null) resolve(`deployed org.example:greeter 1.0.0 with ${EXAMPLE_INSTANCES} instances`);
+        else if (error.code === grpc.status.ALREADY_EXISTS || error.code === grpc.status.FAILED_PRECONDITION) resolve(`org.example:greeter is already deployed (${error.details})`);
+        else reject(error);
+      });
+    });
+    return deployed;
+  } finally {
+    client.close();
+  }
 }
 
 async function waitForLeader(addresses: string[]): Promise<{ id: number; term: number } | undefined> {
@@ -88,15 +126,19 @@ async function waitForLeader(addresses: string[]): Promise<{ id: number; term: n
   }
 }
 
-function printWelcome(options: LocalClusterOptions, ids: number[], address: (id: number) => string, leader: { id: number; term: number }): void {
+function printWelcome(options: LocalClusterOptions, ids: number[], address: (id: number) => string, leader: { id: number; term: number }, example: string): void {
   console.log(`Cutover local cluster: ${ids.length} nodes on ${options.host}, data in ${options.dataRoot}\n`);
   for (const id of ids) {
     console.log(`  node ${id}  api+peer ${address(id)}  metrics http://${options.host}:${options.metricsBasePort + id - 1}/metrics${id === leader.id ? '   <- leader' : ''}`);
   }
   console.log(`\nLeader: node ${leader.id} (term ${leader.term}). Logs: ${options.dataRoot}/node-<id>.log`);
+  console.log(`Example slice: ${example}`);
   console.log('\nTry it (any reflection-capable gRPC client works):');
   console.log(`  npx @bufbuild/buf curl --protocol grpc --http2-prior-knowledge --list-services http://${address(1)}`);
   console.log(`  npx @bufbuild/buf curl --protocol grpc --http2-prior-knowledge -d '{"key":"hello","value":"world"}' http://${address(1)}/cutover.v1.KV/Put`);
   console.log(`  npx @bufbuild/buf curl --protocol grpc --http2-prior-knowledge -d '{"key":"hello"}' http://${address(ids.length)}/cutover.v1.KV/Get`);
+  console.log(`  npx @bufbuild/buf curl --protocol grpc --http2-prior-knowledge -d '{"artifact":"org.example:greeter"}' http://${address(2)}/cutover.v1.Slices/Instances`);
+  console.log(`  npx @bufbuild/buf curl --protocol grpc --http2-prior-knowledge -d '{"artifact":"org.example:greeter","method":"hello","payload_json":"{\\"name\\":\\"Ada\\"}"}' http://${address(3)}/cutover.v1.Slices/Invoke`);
+  console.log('  npm run load -- --rps 200 --duration 30s');
   console.log('\nCtrl-C stops every node; running this again restarts on the same data.');
 }

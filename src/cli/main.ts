@@ -40,13 +40,27 @@ program
   .option('--log-level <level>', 'trace, debug, info, warn, error or fatal')
   .option('--no-forward-writes', 'answer NOT_LEADER on a follower instead of forwarding writes')
   .option('--join', 'join an existing cluster as a learner (add it first with Cluster/AddMember)')
+  .option('--slices <settings>', 'slice settings as key=value,… (artifactBytesMax, nodeDownAfterMs, nodeInstancesMax, invokeTimeoutMs, drainTimeoutMs)')
   .action(async (opts: Record<string, unknown>) => {
     const fromFile: RawNodeConfig = typeof opts.config === 'string' ? readConfigFile(opts.config) : {};
+    const sliceFlags = typeof opts.slices === 'string' ? parseKeyValues('--slices', opts.slices) : undefined;
+    if (sliceFlags !== undefined) fromFile.slices = { ...(typeof fromFile.slices === 'object' ? fromFile.slices : {}), ...sliceFlags };
     const fromFlags: RawNodeConfig = { id: opts.id, dataDir: opts.dataDir, listen: opts.listen, peers: opts.peers, metricsListen: opts.metricsListen, logLevel: opts.logLevel, forwardWrites: opts.forwardWrites === false ? false : undefined, join: opts.join === true ? true : undefined };
     await runNode(resolveNodeConfig(fromFile, configFromEnv(process.env), fromFlags));
     // Shut down in order already; idle gRPC channels must not keep the process alive.
     process.exit(0);
   });
+
+/** `a=1,b=2` → { a: '1', b: '2' }; values are validated by the config resolver. */
+function parseKeyValues(flag: string, text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of text.split(',').filter((s) => s.trim() !== '')) {
+    const eq = item.indexOf('=');
+    if (eq <= 0) throw new CutoverError('INVALID_ARGUMENT', `${flag} takes key=value,…; got ${JSON.stringify(item)}`);
+    out[item.slice(0, eq).trim()] = item.slice(eq + 1).trim();
+  }
+  return out;
+}
 
 try {
   await program.parseAsync(process.argv);

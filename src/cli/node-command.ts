@@ -2,9 +2,15 @@ import { randomInt } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { NodeMetrics, startOpsHttp } from '../api/ops-http.ts';
+import path from 'node:path';
+import { addInvokeService } from '../api/invoke-service.ts';
 import { addManagementApi } from '../api/server.ts';
+import { nodeClusterPort } from '../node/cluster-port.ts';
 import { CutoverNode } from '../node/node.ts';
+import { SliceHost } from '../node/slice-host.ts';
+import { registerInvocationMetrics } from '../invoker/metrics-prometheus.ts';
 import { realClock } from '../platform/scheduler.ts';
+import { epochMs } from '../platform/wall-clock.ts';
 import { LevelRaftStorage } from '../storage/index.ts';
 import { GrpcTransport, peerServerChannelOptions, type TransportLimits, type TransportTimeouts } from '../transport/index.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
@@ -51,10 +57,31 @@ export async function runNode(config: NodeConfig): Promise<void> {
     settings: config.settings,
     forwardProposals: config.forwardWrites,
   });
-  addManagementApi(server, node, { watchBufferBytesMax: 8 * 1024 * 1024 });
+  const slices = new SliceHost({
+    port: nodeClusterPort(node),
+    clock: realClock,
+    logger,
+    address: config.listen,
+    leaderAddress: () => node.leaderInfo().address,
+    settings: {
+      artifactDir: path.join(config.dataDir, 'slices'),
+      nodeDownAfterMs: config.slices.nodeDownAfterMs,
+      nodeInstancesMax: config.slices.nodeInstancesMax,
+      invokeTimeoutMs: config.slices.invokeTimeoutMs,
+      metricsIntervalMs: 1000,
+      instances: { drainTimeoutMs: config.slices.drainTimeoutMs },
+    },
+  });
+  addManagementApi(server, node, {
+    watchBufferBytesMax: 8 * 1024 * 1024,
+    slices: { port: nodeClusterPort(node), invoker: slices.invoker, artifactBytesMax: config.slices.artifactBytesMax, wallClockMs: epochMs },
+  });
+  addInvokeService(server, slices);
   await bind(server, config.listen);
   await node.start();
+  await slices.start();
   metrics.attach({ node, peerQueueDepth: () => new Map(transport.stats().peers.map((p) => [p.peer, p.queueDepth])) });
+  registerInvocationMetrics(metrics.registry, { metrics: slices.metrics, aggregator: slices.aggregator, isLeader: () => node.isLeader(), windowMs: 60_000 });
   const ops = config.metricsListen === '' ? undefined : await startOpsHttp(config.metricsListen, metrics, node);
   logger.info({ listen: config.listen, metrics: config.metricsListen, dataDir: config.dataDir }, 'cutover node serving');
 
@@ -70,6 +97,7 @@ export async function runNode(config: NodeConfig): Promise<void> {
   });
   logger.info({}, 'shutting down');
   ops?.close();
+  await slices.stop();
   await node.stop();
   await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
   await storage.close();

@@ -25,10 +25,56 @@ export interface NodeConfig {
    */
   readonly join: boolean;
   readonly settings: NodeSettings;
+  readonly slices: SliceConfig;
+}
+
+/** The `slices` section: artifacts, placement and invocation. */
+export interface SliceConfig {
+  /** Largest artifact accepted by Publish, in bytes (default 8 MiB). */
+  readonly artifactBytesMax: number;
+  /** A member the leader has not heard from this long has its instances re-placed (default 15 s). */
+  readonly nodeDownAfterMs: number;
+  /** Most instances placed on one node (default 64). */
+  readonly nodeInstancesMax: number;
+  /** Deadline of a call that names none (default 30 s). */
+  readonly invokeTimeoutMs: number;
+  /** Longest wait for a draining instance's in-flight calls (default 30 s). */
+  readonly drainTimeoutMs: number;
+}
+
+export const SLICE_CONFIG_DEFAULTS: SliceConfig = {
+  artifactBytesMax: 8 * 1024 * 1024,
+  nodeDownAfterMs: 15_000,
+  nodeInstancesMax: 64,
+  invokeTimeoutMs: 30_000,
+  drainTimeoutMs: 30_000,
+};
+
+const SLICE_CONFIG_BOUNDS: Record<keyof SliceConfig, readonly [number, number]> = {
+  artifactBytesMax: [1024, 64 * 1024 * 1024],
+  nodeDownAfterMs: [500, 24 * 60 * 60 * 1000],
+  nodeInstancesMax: [1, 10_000],
+  invokeTimeoutMs: [1, 24 * 60 * 60 * 1000],
+  drainTimeoutMs: [0, 24 * 60 * 60 * 1000],
+};
+
+/** Validates the `slices` section; unknown keys and values out of bounds are refused by name. */
+export function resolveSliceConfig(raw: unknown): SliceConfig {
+  if (raw === undefined) return SLICE_CONFIG_DEFAULTS;
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new InvalidArgumentError('slices', 'must be a mapping of slice settings');
+  const config: Record<string, number> = { ...SLICE_CONFIG_DEFAULTS };
+  for (const [key, value] of Object.entries(raw)) {
+    const bounds = SLICE_CONFIG_BOUNDS[key as keyof SliceConfig];
+    if (bounds === undefined) throw new InvalidArgumentError(`slices.${key}`, `is not a slice setting (known: ${Object.keys(SLICE_CONFIG_BOUNDS).join(', ')})`);
+    const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < bounds[0] || n > bounds[1]) throw new InvalidArgumentError(`slices.${key}`, `must be an integer in [${bounds[0]}, ${bounds[1]}], got ${JSON.stringify(value)}`);
+    config[key] = n;
+  }
+  return config as unknown as SliceConfig;
 }
 
 /** Raw settings as they come from any source, before validation. */
-export type RawNodeConfig = Partial<Record<'id' | 'dataDir' | 'listen' | 'peers' | 'metricsListen' | 'logLevel' | 'forwardWrites' | 'join', unknown>> & { settings?: unknown };
+export type RawNodeConfig = Partial<Record<'id' | 'dataDir' | 'listen' | 'peers' | 'metricsListen' | 'logLevel' | 'forwardWrites' | 'join', unknown>> & { settings?: unknown; slices?: unknown };
 
 const ENV: Record<string, keyof RawNodeConfig> = {
   CUTOVER_ID: 'id',
@@ -120,5 +166,6 @@ export function resolveNodeConfig(...sources: RawNodeConfig[]): NodeConfig {
   if (typeof logLevel !== 'string' || !LOG_LEVELS.has(logLevel)) throw new InvalidArgumentError('logLevel', `must be one of ${[...LOG_LEVELS].join(', ')}`);
   if (raw.settings !== undefined && (typeof raw.settings !== 'object' || raw.settings === null)) throw new InvalidArgumentError('settings', 'must be a mapping of node settings');
   const settings = resolveNodeSettings((raw.settings ?? {}) as Partial<NodeSettings>);
-  return { id, dataDir: raw.dataDir, listen, peers, metricsListen, logLevel: logLevel as NodeConfig['logLevel'], forwardWrites: checkBoolean('forwardWrites', raw.forwardWrites, true), join, settings };
+  const slices = resolveSliceConfig(raw.slices);
+  return { id, dataDir: raw.dataDir, listen, peers, metricsListen, logLevel: logLevel as NodeConfig['logLevel'], forwardWrites: checkBoolean('forwardWrites', raw.forwardWrites, true), join, settings, slices };
 }
