@@ -10,6 +10,7 @@ import { CutoverNode, type Member, type NodeObserver } from '../../src/node/node
 import type { NodeSettings } from '../../src/node/config.ts';
 import { decodeConfChange, type ConfChange, type Status } from '../../src/raft/index.ts';
 import { assert } from '../../src/util/assert.ts';
+import type { Clock } from '../../src/util/clock.ts';
 import { silentLogger } from '../../src/util/logger.ts';
 import type { SeededRandom } from '../../src/util/random.ts';
 import type { KvInput, KvOutput } from '../checkers/kv-model.ts';
@@ -28,6 +29,12 @@ export interface RuntimeEnvironment extends StorageEnvironment {
   reply(nodeId: number, request: ClientRequest<KvInput>, reply: ClientReply<KvOutput>): void;
   /** Something that only a bug can cause happened: the run reports it and stops. */
   fail(message: string): void;
+  /**
+   * Optional: runs services on each incarnation's node and clock (a scenario's controllers). The
+   * returned function stops them; it is called when a graceful stop begins and when the
+   * incarnation dies, before its clock is killed.
+   */
+  attach?(nodeId: number, node: CutoverNode, clock: Clock): () => void;
 }
 
 /** One running `CutoverNode` and the simulated parts it was built on. */
@@ -37,6 +44,7 @@ interface Incarnation {
   readonly clock: SimClock;
   readonly transport: SimTransport;
   readonly storage: SimStorage;
+  readonly detach: (() => void) | undefined;
 }
 
 /** A simulated node running the node runtime. Ids are 1..nodes. */
@@ -90,7 +98,7 @@ export class RuntimeNode implements FaultableNode {
       observer: this.observer((): CutoverNode => node),
       ...(this.env.options.unsafe === 'commit-previous-term' ? { raftUnsafe: { commitPreviousTermByCount: true } } : {}),
     });
-    this.incarnation = { number, node, clock, transport, storage };
+    this.incarnation = { number, node, clock, transport, storage, detach: this.env.attach?.(this.id, node, clock) };
     this.phase = 'up';
     this.env.trace.record(this.env.queue.nowMs, this.id, 'start', `incarnation=${number} snapshot=${storage.snapshot().metadata.index} last=${storage.lastIndex()}`);
     node.start().catch((error: unknown) => this.env.fail(`node ${this.id}: start failed: ${describeError(error)}`));
@@ -122,6 +130,7 @@ export class RuntimeNode implements FaultableNode {
     assert(incarnation !== undefined && this.phase === 'up', `node ${this.id}: stop while ${this.phase}`);
     this.phase = 'stopping';
     this.env.trace.record(this.env.queue.nowMs, this.id, 'stop');
+    incarnation.detach?.();
     incarnation.node.stop().then(
       () => {
         if (this.incarnation !== incarnation) return; // crashed while stopping
@@ -171,6 +180,7 @@ export class RuntimeNode implements FaultableNode {
 
   /** Kills everything the incarnation was built on: after this it cannot act. */
   private kill(incarnation: Incarnation): void {
+    incarnation.detach?.();
     incarnation.clock.kill();
     incarnation.transport.kill();
     incarnation.storage.kill();

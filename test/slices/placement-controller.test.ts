@@ -246,3 +246,33 @@ test('a large plan is split over several transactions within the KV limit', asyn
   t.is(port.kv.range(INSTANCE_PREFIX).kvs.length, 0);
   controller.stop();
 });
+
+test('a plan whose outcome was unknown (timed out, applied later) cannot apply twice', async (t) => {
+  // The first transaction "times out" but stays in the log; it applies just before the retry's.
+  class LatePort extends MemoryClusterPort {
+    late: (() => void) | undefined;
+    calls = 0;
+    override async txn(compare: readonly Compare[], success: readonly Operation[], failure: readonly Operation[] = []): Promise<TxnResult> {
+      this.calls++;
+      if (this.calls === 2) {
+        this.late = () => void super.txn(compare, success, failure);
+        throw Object.assign(new Error('timed out'), { code: 'TIMEOUT' });
+      }
+      this.late?.();
+      this.late = undefined;
+      return super.txn(compare, success, failure);
+    }
+  }
+  const port = new LatePort();
+  const { clock, controller } = setup({}, port);
+  controller.start();
+  await clock.advance(0);
+  await putBlueprint(port, 3);
+  await clock.advance(0);
+  t.is(controller.status().lastError?.code, 'TIMEOUT');
+  t.deepEqual(perNode(port), {}, 'nothing applied yet');
+  await clock.advance(1000);
+  t.deepEqual(perNode(port), { 1: 1, 2: 1, 3: 1 }, 'the late plan applied, the retry planned on the same state lost its compare');
+  t.is(controller.status().conflicts, 1);
+  controller.stop();
+});
