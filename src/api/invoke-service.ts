@@ -12,7 +12,7 @@ import type { RemoteCallRequest } from '../invoker/remote.ts';
 import { epochMs } from '../platform/wall-clock.ts';
 import { requireArtifactBase, requireSemVer } from '../slices/keys.ts';
 import { CutoverError, InvalidArgumentError } from '../util/errors.ts';
-import { toServiceError } from './errors.ts';
+import { toServiceError } from '../transport/grpc-errors.ts';
 
 /** What the Invoke service needs from the node. */
 export interface InvokeHandler {

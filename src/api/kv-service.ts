@@ -2,7 +2,7 @@ import { status, type sendUnaryData, type ServerUnaryCall, type ServerWritableSt
 import type { CutoverNode } from '../node/node.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
 import { expectResult, fromPbCompare, fromPbOperation, toIdentity, toPbEvent, toPbKeyValue, toPbOperationResult, type PbCompare, type PbOperation, type PbRequestId } from './convert.ts';
-import { toServiceError } from './errors.ts';
+import { toServiceError } from '../transport/grpc-errors.ts';
 
 /** Wraps an async handler as a grpc-js unary handler with our error mapping. */
 export function unary<Req, Res>(handler: (request: Req) => Promise<Res>) {

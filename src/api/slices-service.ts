@@ -19,7 +19,7 @@ import {
   type ArtifactBase,
 } from '../slices/keys.ts';
 import { CutoverError, InvalidArgumentError } from '../util/errors.ts';
-import { toServiceError } from './errors.ts';
+import { toServiceError } from '../transport/grpc-errors.ts';
 import { unary } from './kv-service.ts';
 
 export interface SlicesServiceOptions {

@@ -6,7 +6,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { fromServiceError } from '../api/errors.ts';
+import { fromServiceError } from '../transport/grpc-errors.ts';
 import type { KeyValue, WatchEvent } from '../kv/types.ts';
 import { deadlineIn } from '../platform/wall-clock.ts';
 import { RAFT_LOADER_OPTIONS } from '../transport/proto.ts';

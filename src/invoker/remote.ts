@@ -17,7 +17,7 @@
  */
 import type { Buffer } from 'node:buffer';
 import * as grpc from '@grpc/grpc-js';
-import { ERROR_CODE_KEY, fromServiceError } from '../api/errors.ts';
+import { ERROR_CODE_KEY, fromServiceError } from '../transport/grpc-errors.ts';
 import { deadlineIn } from '../platform/wall-clock.ts';
 import type { Clock } from '../util/clock.ts';
 import { CutoverError, InvalidArgumentError } from '../util/errors.ts';

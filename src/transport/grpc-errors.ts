@@ -1,9 +1,10 @@
+/**
+ * Cutover errors over gRPC, for every server and client in the process: the status comes from the
+ * one code table (src/util/status-table.ts), our code and the leader hint travel in trailers.
+ */
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { CutoverError, NotLeaderError } from '../util/errors.ts';
 import { statusOfCode } from '../util/status-table.ts';
-
-export { STATUS_BY_CODE } from '../util/status-table.ts';
-
 
 /** Metadata keys that carry our error code and the leader hint. */
 export const ERROR_CODE_KEY = 'cutover-error-code';
