@@ -273,12 +273,14 @@ export class PlacementController {
 
   /** One round: check leadership, load if needed, plan, and commit a plan that changes something. */
   private async round(session: Session): Promise<void> {
+    if (!session.loaded) await this.load(session);
+    // Checked after the load's awaits, and right before planning: from here to the proposal
+    // nothing awaits, so the plan is proposed by the leader that made it (the guard covers the rest).
+    if (this.session !== session || session.superseded) return;
     if (!this.port.isLeader() || this.port.term() !== session.term) {
       this.followLeadership();
       return;
     }
-    if (!session.loaded) await this.load(session);
-    if (this.session !== session || session.superseded) return;
     const guard = session.mirror.get(PLACEMENT_GUARD_KEY)?.get(PLACEMENT_GUARD_KEY);
     const claimedTerm = parseGuard(guard)?.term ?? 0;
     if (claimedTerm > session.term) {
