@@ -62,7 +62,7 @@ export async function runNode(config: NodeConfig): Promise<void> {
     clock: realClock,
     logger,
     address: config.listen,
-    leaderAddress: () => node.leaderInfo().address,
+    leader: () => node.leaderInfo(),
     settings: {
       artifactDir: path.join(config.dataDir, 'slices'),
       nodeDownAfterMs: config.slices.nodeDownAfterMs,

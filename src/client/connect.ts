@@ -10,11 +10,12 @@
  */
 import { randomInt } from 'node:crypto';
 import { Invoker } from '../invoker/invoker.ts';
+import { InvocationMetrics, MetricsPusher, type MetricsWindow } from '../invoker/metrics.ts';
 import { RemoteInvoker, type RemoteInvokerOptions } from '../invoker/remote.ts';
 import { RoutingTable } from '../invoker/routing-table.ts';
 import { realClock } from '../platform/scheduler.ts';
 import type { Clock } from '../util/clock.ts';
-import { CutoverError, InvalidArgumentError } from '../util/errors.ts';
+import { CutoverError, InvalidArgumentError, NotLeaderError } from '../util/errors.ts';
 import { silentLogger, type Logger } from '../util/logger.ts';
 import { SeededRandom, type Random } from '../util/random.ts';
 import { RoutingFeed, type RoutingFeedStatus } from './routing-feed.ts';
@@ -31,6 +32,11 @@ export interface ConnectOptions {
   readonly reconnect?: { readonly initialMs: number; readonly maxMs: number };
   /** Settings of the channels to instances (see `RemoteInvokerOptions`). */
   readonly remote?: Omit<RemoteInvokerOptions, 'clock' | 'logger'>;
+  /**
+   * Push this client's call metrics to the leader every `metricsIntervalMs` (default 1000), so
+   * that the rolling-update health gate sees calls made from outside the cluster too. 0 = off.
+   */
+  readonly metricsIntervalMs?: number;
   /** Injected time and randomness (tests, the simulator). Default: the real clock, a random seed. */
   readonly clock?: Clock;
   readonly random?: Random;
@@ -77,20 +83,24 @@ export async function connect(options: ConnectOptions): Promise<CutoverClient> {
   }
   const clock = options.clock ?? realClock;
   const logger = (options.logger ?? silentLogger).child({ component: 'cutover-client' });
+  const random = options.random ?? new SeededRandom(randomInt(0, 2 ** 32));
   const table = new RoutingTable();
   const remote = new RemoteInvoker({ ...options.remote, clock, logger });
-  const invoker = new Invoker({ table, localNodeId: 0, remote, clock, ...(options.invokeTimeoutMs === undefined ? {} : { defaultTimeoutMs: options.invokeTimeoutMs }) });
+  const metrics = new InvocationMetrics({ startMs: clock.nowMs() });
+  const invoker = new Invoker({ table, localNodeId: 0, remote, clock, metrics, ...(options.invokeTimeoutMs === undefined ? {} : { defaultTimeoutMs: options.invokeTimeoutMs }) });
+  const pusher = metricsPusher(options.metricsIntervalMs ?? 1000, { endpoints, remote, metrics, clock, random, logger });
   const feed = new RoutingFeed({
     endpoints,
     table,
     clock,
-    random: options.random ?? new SeededRandom(randomInt(0, 2 ** 32)),
+    random,
     logger,
     reconnect,
     readTimeoutMs: timeoutMs,
     channel: { messageBytesMax: DEFAULTS.messageBytesMax, keepaliveIntervalMs: DEFAULTS.keepaliveIntervalMs, keepaliveTimeoutMs: DEFAULTS.keepaliveTimeoutMs },
   });
   const close = (): Promise<void> => {
+    pusher?.stop();
     feed.stop();
     remote.close();
     return Promise.resolve();
@@ -105,8 +115,44 @@ export async function connect(options: ConnectOptions): Promise<CutoverClient> {
     await close();
     throw error;
   }
+  pusher?.start();
   logger.info({ endpoints, revision: table.snapshot().revision }, 'connected');
   return { invoker, table, status: () => ({ feed: feed.status(), retries: invoker.retryCount() }), close };
+}
+
+/** Ids of embedded clients in metrics windows: above any node id a cluster would use. */
+const CLIENT_METRICS_ID_MIN = 2 ** 40;
+
+/**
+ * Pushes the client's windows to the leader: first to an endpoint, then wherever a NOT_LEADER
+ * answer points. A window that finds no leader is dropped (metrics are soft state).
+ */
+function metricsPusher(
+  intervalMs: number,
+  deps: { endpoints: readonly string[]; remote: RemoteInvoker; metrics: InvocationMetrics; clock: Clock; random: Random; logger: Logger },
+): MetricsPusher | undefined {
+  if (intervalMs === 0) return undefined;
+  const id = CLIENT_METRICS_ID_MIN + deps.random.nextUint32() * 256 + deps.random.nextInt(0, 256);
+  let target = deps.endpoints[0]!;
+  let next = 0;
+  const send = async (window: MetricsWindow): Promise<void> => {
+    for (let hop = 0; hop < 3; hop++) {
+      try {
+        await deps.remote.pushMetrics(target, window, 2000);
+        return;
+      } catch (error) {
+        if (error instanceof NotLeaderError && error.leaderAddress !== undefined && error.leaderAddress !== target) {
+          target = error.leaderAddress;
+          continue;
+        }
+        // Unreachable, or no leader known there: try the next endpoint with the next window.
+        next = (next + 1) % deps.endpoints.length;
+        target = deps.endpoints[next]!;
+        throw error;
+      }
+    }
+  };
+  return new MetricsPusher({ nodeId: id, metrics: deps.metrics, clock: deps.clock, intervalMs, send, onSendFailed: (error) => deps.logger.debug({ error: String(error) }, 'metrics window not delivered') });
 }
 
 function requireEndpoints(endpoints: unknown): string[] {

@@ -54,8 +54,8 @@ export interface SliceHostOptions {
   readonly logger: Logger;
   /** This node's address for remote invokes (the address its gRPC server listens on). */
   readonly address: string;
-  /** The leader's invoke address, when known. */
-  readonly leaderAddress: () => string | undefined;
+  /** The leader this node knows (id 0 when none) and its invoke address. */
+  readonly leader: () => { readonly id: number; readonly address: string | undefined };
   readonly settings: SliceHostSettings;
 }
 
@@ -132,7 +132,10 @@ export class SliceHost implements InvokeHandler {
   }
 
   ingestMetrics(window: unknown): void {
-    if (!this.port.isLeader()) throw new NotLeaderError(0, 'metrics windows go to the leader');
+    if (!this.port.isLeader()) {
+      const leader = this.options.leader();
+      throw new NotLeaderError(leader.id, 'metrics windows go to the leader', leader.address);
+    }
     const parsed = parseMetricsWindow(window);
     if (!parsed.ok) throw new InvalidArgumentError('window', parsed.reason);
     this.aggregator.ingest(parsed.value);
@@ -144,7 +147,7 @@ export class SliceHost implements InvokeHandler {
       this.aggregator.ingest(window);
       return;
     }
-    const address = this.options.leaderAddress();
+    const address = this.options.leader().address;
     if (address === undefined) throw new Error('no leader known');
     await this.remote.pushMetrics(address, window, 2000);
   }

@@ -13,21 +13,21 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /**
- * Polls `probe` every `intervalMs` until it returns a value other than undefined. Bounded by
+ * Polls `probe` every `intervalMs` until it returns a value other than undefined or false. Bounded by
  * `attempts` and, when given, by `timeoutMs` of real time (whichever comes first); then throws an
  * Error naming `what` and the last failure the probe threw.
  */
 export async function waitFor<T>(
   what: string,
-  probe: () => Promise<T | undefined> | T | undefined,
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
   { attempts = 100, intervalMs = 50, timeoutMs = Number.POSITIVE_INFINITY }: { attempts?: number; intervalMs?: number; timeoutMs?: number } = {},
-): Promise<T> {
+): Promise<Exclude<T, false>> {
   const deadlineMs = monotonicClock.nowMs() + timeoutMs;
   let lastError: unknown;
   for (let i = 0; i < attempts && monotonicClock.nowMs() < deadlineMs; i++) {
     try {
       const value = await probe();
-      if (value !== undefined) return value;
+      if (value !== undefined && value !== false) return value as Exclude<T, false>;
     } catch (error) {
       lastError = error;
     }

@@ -17,7 +17,8 @@ import { freePort, waitFor } from '../../src/platform/wait.ts';
 import { deadlineIn } from '../../src/platform/wall-clock.ts';
 import { MemoryStorage } from '../../src/raft/index.ts';
 import { artifactBase, instanceKey, versionRoutingKey } from '../../src/slices/keys.ts';
-import { CutoverError } from '../../src/util/errors.ts';
+import { CutoverError, NotLeaderError } from '../../src/util/errors.ts';
+import type { MetricsWindow } from '../../src/invoker/metrics.ts';
 import { nodeId } from '../../src/util/ids.ts';
 import { silentLogger } from '../../src/util/logger.ts';
 import { SeededRandom } from '../../src/util/random.ts';
@@ -29,15 +30,21 @@ const GREETER = artifactBase('org.example', 'greeter');
 const OLD = '1.0.0';
 const NEW = '2.0.0';
 
-/** Answers every call with who ran it. */
+/** Answers every call with who ran it; keeps the metrics windows pushed to it while it leads. */
 class NodeHandler implements InvokeHandler {
   calls = 0;
+  readonly windows: MetricsWindow[] = [];
+  node: CutoverNode | undefined;
   constructor(private readonly id: number) {}
   async invokeLocal(request: RemoteCallRequest): Promise<unknown> {
     this.calls++;
     return { node: this.id, version: request.version, instanceId: request.instanceId, payload: request.payload };
   }
-  ingestMetrics(): void {}
+  ingestMetrics(window: unknown): void {
+    const leader = this.node!.leaderInfo();
+    if (leader.id !== this.id) throw new NotLeaderError(leader.id, 'not the leader', leader.address);
+    this.windows.push(window as MetricsWindow);
+  }
 }
 
 interface TestNode {
@@ -77,6 +84,7 @@ async function startCluster(t: Teardown, size: number, historyEventsMax = 10_000
   for (const [i, id] of ids.entries()) {
     const node = new CutoverNode({ id, initialMembers: members, storage: MemoryStorage.bootstrap(ids), transport: hub.transport(id), clock: realClock, random: random.fork(), logger: silentLogger, settings: { tickMs: 10 }, kv: { historyEventsMax } });
     const n: TestNode = { id, port: ports[i]!, address: members[i]!.address, node, handler: new NodeHandler(id), server: undefined, detachHealth: undefined };
+    n.handler.node = node;
     nodes.push(n);
     await serve(n);
     await node.start();
@@ -233,4 +241,19 @@ test('an artifact the cluster does not know is UNKNOWN_SLICE; a dead instance no
   // Round robin over old-a (node 2) and old-b (node 1): every call still succeeds on node 2.
   for (let i = 0; i < 4; i++) t.like(await client.invoker.invoke(GREETER, 'greet', null), { node: 2, version: OLD });
   t.true(client.status().retries >= 1);
+});
+
+test('the client pushes its call metrics to the leader, following NOT_LEADER hints', async (t) => {
+  const nodes = await startCluster(t, 3);
+  await seed(t, nodes);
+  const leader = nodes.find((n) => n.node.isLeader())!;
+  const follower = nodes.find((n) => n !== leader)!;
+  const client = await connect({ endpoints: [follower.address], timeoutMs: 5000, metricsIntervalMs: 50 });
+  t.teardown(() => client.close());
+  for (let i = 0; i < 5; i++) await client.invoker.invoke(GREETER, 'greet', {});
+  const counted = () => leader.handler.windows.flatMap((w) => w.versions).reduce((sum, v) => sum + v.count, 0);
+  await waitFor('the leader to receive the client windows', async () => counted() >= 5, { attempts: 100, intervalMs: 50 });
+  t.is(counted(), 5);
+  t.true(leader.handler.windows.every((w) => w.nodeId >= 2 ** 40), 'a client id never collides with a node id');
+  t.is(follower.handler.windows.length, 0);
 });
