@@ -181,7 +181,7 @@ export function slicesService(options: SlicesServiceOptions): UntypedServiceImpl
         if (parts === undefined || (base !== undefined && parts.base !== base)) continue;
         reported.add(kv.key);
         const parsed = parseInstanceRecord(kv.value, parts.nodeId);
-        const reason = (JSON.parse(kv.value) as { reason?: unknown }).reason;
+        const reason = parsed.ok ? (JSON.parse(kv.value) as { reason?: unknown }).reason : undefined;
         instances.push({
           artifact: parts.base,
           version: parts.version.text,
