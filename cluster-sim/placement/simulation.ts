@@ -238,16 +238,15 @@ class PlacementSimulation {
   }
 
   /**
-   * A node whose loss leaves a quorum of the voters, drawn from the seed; 0 when none. The
-   * membership is the one of the running node with the highest term (the leader's, if any).
+   * A node whose loss leaves a quorum of voters in every membership a running node holds (they
+   * differ while a change is under way, or on a member removed while cut off), drawn from the
+   * seed; 0 when none.
    */
   private pickKeptDown(): number {
-    let newest: Attached | undefined;
-    for (const a of this.attached.values()) if (newest === undefined || a.node.status().term > newest.node.status().term) newest = a;
-    const confState = newest?.node.status().confState;
-    if (confState === undefined) return 0;
-    const quorum = Math.floor(confState.voters.length / 2) + 1;
-    const candidates = this.nodes.map((n) => n.id).filter((id) => !confState.voters.includes(id) || confState.voters.length - 1 >= quorum);
+    const configs = [...this.attached.values()].map((a) => a.node.status().confState.voters);
+    if (configs.length === 0) return 0;
+    const spareable = (id: number): boolean => configs.every((voters) => !voters.includes(id) || voters.length - 1 >= Math.floor(voters.length / 2) + 1);
+    const candidates = this.nodes.map((n) => n.id).filter(spareable);
     return candidates.length === 0 ? 0 : candidates[this.random.nextInt(0, candidates.length)]!;
   }
 
