@@ -14,7 +14,7 @@ import { InvocationMetrics, MetricsPusher, type MetricsWindow } from '../invoker
 import { RemoteInvoker, type RemoteInvokerOptions } from '../invoker/remote.ts';
 import { RoutingTable } from '../invoker/routing-table.ts';
 import { realClock } from '../platform/scheduler.ts';
-import type { Clock } from '../util/clock.ts';
+import { withTimeout, type Clock } from '../util/clock.ts';
 import { CutoverError, InvalidArgumentError, NotLeaderError } from '../util/errors.ts';
 import { silentLogger, type Logger } from '../util/logger.ts';
 import { SeededRandom, type Random } from '../util/random.ts';
@@ -162,21 +162,4 @@ function requireEndpoints(endpoints: unknown): string[] {
     if (match === null || Number(match[2]) > 65535) throw new InvalidArgumentError('endpoints', `each must be host:port, got ${JSON.stringify(endpoint)}`);
   }
   return [...(endpoints as string[])];
-}
-
-/** `promise`, or `onTimeout()` as a rejection once `timeoutMs` of `clock` time have passed. */
-function withTimeout<T>(promise: Promise<T>, clock: Clock, timeoutMs: number, onTimeout: () => Error): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const cancel = clock.schedule(timeoutMs, () => reject(onTimeout()));
-    promise.then(
-      (value) => {
-        cancel();
-        resolve(value);
-      },
-      (error: unknown) => {
-        cancel();
-        reject(error);
-      },
-    );
-  });
 }

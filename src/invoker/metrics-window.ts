@@ -6,7 +6,7 @@
  */
 import { COORDINATE_PART_LENGTH_MAX } from '../slices/keys.ts';
 import { HISTOGRAM_ENCODED_LENGTH_MAX } from './latency-histogram.ts';
-import type { Parsed } from './records.ts';
+import { refuse, type Parsed } from '../util/parsed.ts';
 
 /** Most (artifact, version) entries in one window; a node tracks at most this many versions. */
 export const WINDOW_VERSIONS_MAX = 256;
@@ -42,7 +42,7 @@ export interface MetricsWindow {
   readonly versions: readonly VersionWindow[];
 }
 
-const fail = (reason: string): { readonly ok: false; readonly reason: string } => ({ ok: false, reason });
+const fail = refuse;
 
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 

@@ -7,10 +7,10 @@
  */
 import { parseSemVer, type SemVer } from '../slices/keys.ts';
 import type { NodeId } from '../util/ids.ts';
+import { parseJsonObject, refuse, type Parsed } from '../util/parsed.ts';
 import { WEIGHT_MAX } from './weighted.ts';
 
-/** A parse outcome: the value, or why it was refused. */
-export type Parsed<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
+export type { Parsed } from '../util/parsed.ts';
 
 /** `version-routing/{groupId}:{artifactId}`: how an artifact's calls split between two versions. */
 export interface RoutingRecord {
@@ -37,18 +37,8 @@ export interface InstanceRecord {
   readonly address: string;
 }
 
-const fail = (reason: string): { readonly ok: false; readonly reason: string } => ({ ok: false, reason });
-
-function parseObject(value: string): Parsed<Record<string, unknown>> {
-  let json: unknown;
-  try {
-    json = JSON.parse(value);
-  } catch {
-    return fail('value is not JSON');
-  }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) return fail('value is not a JSON object');
-  return { ok: true, value: json as Record<string, unknown> };
-}
+const fail = refuse;
+const parseObject = parseJsonObject;
 
 function isWeight(weight: unknown): weight is number {
   return typeof weight === 'number' && Number.isSafeInteger(weight) && weight >= 0 && weight <= WEIGHT_MAX;

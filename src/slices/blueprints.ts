@@ -7,12 +7,12 @@
  * unknown extra fields so that a newer writer can add some. User input goes through
  * `requireBlueprint`, which throws INVALID_ARGUMENT naming the field.
  */
-import type { Parsed } from '../invoker/records.ts';
+import { parseJsonObject, refuse, type Parsed } from '../util/parsed.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
 import { nodeId as toNodeId, type NodeId } from '../util/ids.ts';
 import { COORDINATE_PART_LENGTH_MAX, parseArtifactBase, parseSemVer, type ArtifactBase } from './keys.ts';
 
-export type { Parsed } from '../invoker/records.ts';
+export type { Parsed } from '../util/parsed.ts';
 
 /** Most instances one blueprint may ask for. */
 export const INSTANCES_MAX = 1000;
@@ -42,18 +42,8 @@ export interface AssignmentRecord {
   readonly placedAt: number;
 }
 
-const fail = (reason: string): { readonly ok: false; readonly reason: string } => ({ ok: false, reason });
-
-function parseObject(value: string): Parsed<Record<string, unknown>> {
-  let json: unknown;
-  try {
-    json = JSON.parse(value);
-  } catch {
-    return fail('value is not JSON');
-  }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) return fail('value is not a JSON object');
-  return { ok: true, value: json as Record<string, unknown> };
-}
+const fail = refuse;
+const parseObject = parseJsonObject;
 
 function isIntegerIn(n: unknown, low: number, high: number): n is number {
   return typeof n === 'number' && Number.isSafeInteger(n) && n >= low && n <= high;

@@ -8,3 +8,20 @@ export interface Clock {
   /** Runs `fn` once after `delayMs`; returns a function that cancels it (idempotent). */
   schedule(delayMs: number, fn: () => void): () => void;
 }
+
+/** `promise`, or `onTimeout()` as a rejection once `timeoutMs` of `clock` time have passed. */
+export function withTimeout<T>(promise: Promise<T>, clock: Clock, timeoutMs: number, onTimeout: () => Error): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const cancel = clock.schedule(timeoutMs, () => reject(onTimeout()));
+    promise.then(
+      (value) => {
+        cancel();
+        resolve(value);
+      },
+      (error: unknown) => {
+        cancel();
+        reject(error);
+      },
+    );
+  });
+}
