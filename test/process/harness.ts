@@ -36,16 +36,17 @@ export class ProcessCluster {
   private constructor(
     members: { id: number; address: string }[],
     private readonly settings: Record<string, number>,
+    private readonly slices: Record<string, number> = {},
   ) {
     this.peers = members.map((m) => `${m.id}=${m.address}`).join(',');
     for (const m of members) this.nodes.set(m.id, { ...m, dataDir: path.join(this.root, `node-${m.id}`), logFile: path.join(this.root, `node-${m.id}.log`), process: undefined, exit: undefined });
   }
 
-  /** Starts `size` nodes and waits for a leader. */
-  static async start(size: number, settings: Record<string, number> = {}): Promise<ProcessCluster> {
+  /** Starts `size` nodes and waits for a leader. `slices` goes to each node's `slices` config section. */
+  static async start(size: number, settings: Record<string, number> = {}, slices: Record<string, number> = {}): Promise<ProcessCluster> {
     const members = [];
     for (let id = 1; id <= size; id++) members.push({ id, address: `127.0.0.1:${await freePort()}` });
-    const cluster = new ProcessCluster(members, { tickMs: 50, ...settings });
+    const cluster = new ProcessCluster(members, { tickMs: 50, ...settings }, slices);
     for (const id of cluster.nodes.keys()) cluster.launch(id);
     await cluster.waitForLeader();
     return cluster;
@@ -62,7 +63,7 @@ export class ProcessCluster {
   launch(id: number, peers = this.peers, join = false): ProcNode {
     const node = this.node(id);
     const config = path.join(this.root, `node-${id}.json`);
-    writeFileSync(config, JSON.stringify({ id, dataDir: node.dataDir, listen: node.address, peers, join, logLevel: 'info', settings: this.settings }));
+    writeFileSync(config, JSON.stringify({ id, dataDir: node.dataDir, listen: node.address, peers, join, logLevel: 'info', settings: this.settings, slices: this.slices }));
     const log = openSync(node.logFile, 'a');
     const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'node', '--config', config], { stdio: ['ignore', log, log] });
     node.process = child;
@@ -97,7 +98,7 @@ export class ProcessCluster {
     return [...this.nodes.values()].filter((n) => n.process !== undefined);
   }
 
-  client(service: 'KV' | 'Cluster', address: string): UnaryClient {
+  client(service: 'KV' | 'Cluster' | 'Slices', address: string): UnaryClient {
     const key = `${service}@${address}`;
     let client = this.clients.get(key);
     if (client === undefined) {
@@ -108,7 +109,7 @@ export class ProcessCluster {
     return client;
   }
 
-  call(id: number, service: 'KV' | 'Cluster', method: string, request: object, timeoutMs = 3000): Promise<Record<string, unknown>> {
+  call(id: number, service: 'KV' | 'Cluster' | 'Slices', method: string, request: object, timeoutMs = 3000): Promise<Record<string, unknown>> {
     const client = this.client(service, this.node(id).address);
     const deadline = deadlineIn(timeoutMs);
     // A channel that found the node not yet listening fails calls fast; wait for it instead.
