@@ -1,8 +1,9 @@
 /**
  * The simulator's driver of one Raft peer: a RawNode, its simulated disk and its register state
  * machine, run on simulated time. The driver follows the Ready contract (types.ts) to the letter,
- * with the disk write in step 1 taking simulated time: while it is in flight the node keeps
- * ticking and stepping messages, but it sends nothing of that Ready and asks for no new one.
+ * with the disk write in step 1 taking simulated time: the Ready's early messages go when the
+ * write begins; while it is in flight the node keeps ticking and stepping messages, but it sends
+ * nothing else of that Ready and asks for no new one.
  */
 import { assert } from '../src/util/assert.ts';
 import type { SeededRandom } from '../src/util/random.ts';
@@ -206,6 +207,8 @@ export class SimNode {
       assert(rounds < 10_000, `node ${this.id}: Ready loop does not settle`);
       const ready = raw.ready();
       if (ready.softState?.role === 'leader') this.env.checker.onBecameLeader(this.id, raw.status().term, this.disk.storage, ready.entries);
+      // Step 0: these may go before the write (a crash during it loses the write, not them).
+      for (const message of ready.earlyMessages) this.env.sendRaft(message);
       if (ready.hardState === undefined && ready.entries.length === 0 && ready.snapshot === undefined) {
         this.afterPersist(raw, ready);
         continue;
@@ -232,7 +235,7 @@ export class SimNode {
     this.pump();
   }
 
-  /** Steps 2-4 of the Ready contract: send, apply, advance. */
+  /** Steps 2-4 of the Ready contract: send (what had to wait for the write), apply, advance. */
   private afterPersist(raw: RawNode, ready: Ready): void {
     const replica = this.replica;
     assert(replica !== undefined, `node ${this.id}: Ready without a replica`);

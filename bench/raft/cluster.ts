@@ -114,9 +114,11 @@ export class BenchCluster {
     return first.appliedIndex;
   }
 
-  /** The Ready contract, in order: persist, send, apply, advance. */
+  /** The Ready contract, in order: early messages, persist, send, apply, advance. */
   private handleReady(peer: BenchPeer, rd: Ready): void {
     this.counters.readies++;
+    // Early messages may go before the write; delivery waits for the end of the cycle anyway.
+    for (const m of rd.earlyMessages) this.outbox.push(m);
     if (rd.softState?.role === 'leader') this.leaderId = peer.id;
     else if (rd.softState !== undefined && this.leaderId === peer.id) this.leaderId = 0;
     peer.storage.save({ entries: rd.entries, ...(rd.hardState ? { hardState: rd.hardState } : {}), ...(rd.snapshot ? { snapshot: rd.snapshot } : {}) });

@@ -107,7 +107,7 @@ export interface NodeStats {
 /**
  * The node runtime: drives the Raft core with a clock, storage and transport, applies committed
  * entries to the KV store, and turns proposals and reads into promises. One Ready at a time:
- * persist (one atomic synced write) → send → apply → advance.
+ * send the early messages → persist (one atomic synced write) → send the rest → apply → advance.
  */
 export class CutoverNode {
   readonly id: number;
@@ -444,12 +444,18 @@ export class CutoverNode {
     }
   }
 
+  /**
+   * The Ready contract (src/raft/types.ts): early messages go at once (the leader's appends, so
+   * the followers write while the leader does: its own log counts toward a commit only after
+   * advance()), then the write, then the messages that promise what it made durable.
+   */
   private async handleReady(rd: Ready): Promise<void> {
     if (rd.softState !== undefined && rd.softState.leader !== this.leader) this.leaderChanged(rd.softState.leader);
+    if (rd.earlyMessages.length > 0) this.options.transport.send(rd.earlyMessages);
     if (rd.entries.length > 0 || rd.hardState !== undefined || rd.snapshot !== undefined) {
       await this.options.storage.save({ entries: rd.entries, sync: rd.mustSync, ...(rd.hardState ? { hardState: rd.hardState } : {}), ...(rd.snapshot ? { snapshot: rd.snapshot } : {}) });
     }
-    // Only now may the messages go: they promise what was just made durable.
+    // Only now may these go: they promise what was just made durable.
     if (rd.messages.length > 0) this.options.transport.send(rd.messages);
     if (rd.snapshot !== undefined) this.restoreSnapshot(rd.snapshot);
     for (const entry of rd.committedEntries) this.applyEntry(entry);

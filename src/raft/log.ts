@@ -94,6 +94,14 @@ export class RaftLog {
     return this.unstable.lastIndex() ?? this.storage.lastIndex();
   }
 
+  /**
+   * The last index of this log that is durable: everything before the first unstable entry (what
+   * the driver has not yet persisted, or persists right now). 0 while a snapshot is pending.
+   */
+  stableIndex(): number {
+    return this.unstable.snapshot === undefined ? this.unstable.offset - 1 : 0;
+  }
+
   lastTerm(): number {
     const term = this.term(this.lastIndex());
     assert(term !== undefined, 'lastTerm: last entry has no term');

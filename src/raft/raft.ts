@@ -5,7 +5,7 @@ import { decodeConfChange } from './confchange.ts';
 import { RaftLog } from './log.ts';
 import { Inflights, Progress } from './progress.ts';
 import { ReadOnly } from './readonly.ts';
-import { entrySize, type ConfChange, type ConfState, type Entry, type Message, type MessageType, type ReadState, type Role, type Snapshot } from './types.ts';
+import { EARLY_MESSAGE_TYPES, entrySize, type ConfChange, type ConfState, type Entry, type Message, type MessageType, type ReadState, type Role, type Snapshot } from './types.ts';
 
 const NONE = 0;
 const TRANSFER = 'transfer';
@@ -29,8 +29,16 @@ export class Raft {
   lead = NONE;
   role: Role = 'follower';
   /** Progress of every member (voters and learners), this peer included. */
+  /**
+   * Progress of every member (voters and learners), this peer included. This peer's own `match`
+   * is the last index of its log that is durable (RawNode.advance reports it), never more: a
+   * leader counts toward a commit only what it has persisted itself.
+   */
   readonly progress = new Map<number, Progress>();
+  /** Outgoing messages that must wait until the Ready's write is durable (Ready.messages). */
   msgs: Message[] = [];
+  /** Outgoing messages that may leave before it (Ready.earlyMessages; EARLY_MESSAGE_TYPES). */
+  earlyMsgs: Message[] = [];
   readStates: ReadState[] = [];
   leadTransferee = NONE;
   /** No new membership change may be proposed until this index is applied. */
@@ -86,7 +94,8 @@ export class Raft {
 
   private newProgress(id: number, next: number, isLearner: boolean): Progress {
     const pr = new Progress(0, next, isLearner, new Inflights(this.config.maxInflightMsgs, this.config.maxInflightBytes));
-    if (id === this.id) pr.match = next - 1;
+    // Only what is durable: entries still being written count once RawNode.advance reports them.
+    if (id === this.id) pr.match = Math.min(next - 1, this.log.stableIndex());
     pr.recentActive = true;
     return pr;
   }
@@ -317,7 +326,8 @@ export class Raft {
     };
     if (m.snapshot !== undefined) message.snapshot = m.snapshot;
     if (m.context !== undefined) message.context = m.context;
-    this.msgs.push(message);
+    if (EARLY_MESSAGE_TYPES.has(message.type)) this.earlyMsgs.push(message);
+    else this.msgs.push(message);
   }
 
   step(m: Message): void {
@@ -626,10 +636,26 @@ export class Raft {
     const bytes = entries.reduce((sum, e) => sum + (e.data.byteLength > 0 ? entrySize(e) : 0), 0);
     if (this.uncommittedBytes > 0 && bytes > 0 && this.uncommittedBytes + bytes > this.config.maxUncommittedEntriesSize) return false;
     this.uncommittedBytes += bytes;
-    const last = this.log.append(entries);
-    this.progress.get(this.id)?.maybeUpdate(last);
-    this.maybeCommit();
+    // Our own progress does not move here: the entries count toward a commit once they are
+    // durable (persisted), which the driver reports through RawNode.advance (see persisted()).
+    this.log.append(entries);
     return true;
+  }
+
+  /**
+   * The driver made the log durable up to `log.stableIndex()` (RawNode.advance). A leader now
+   * counts its own log up to there toward the commit quorum, which may commit entries that the
+   * followers had already acknowledged.
+   */
+  persisted(): void {
+    if (this.role !== 'leader') return;
+    const pr = this.progress.get(this.id);
+    if (pr === undefined || !pr.maybeUpdate(this.log.stableIndex())) return;
+    if (pr.match > this.log.committed && this.maybeCommit()) {
+      this.releasePendingReads();
+      // Tell followers the new commit in the next Ready, as after an acknowledgement.
+      this.bcastPending = true;
+    }
   }
 
   /** Called as committed entries are applied, to release the uncommitted-bytes budget. */

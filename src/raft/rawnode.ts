@@ -5,6 +5,8 @@ import { encodeConfChange } from './confchange.ts';
 import { Raft } from './raft.ts';
 import type { ConfChange, ConfState, HardState, Message, PeerProgress, Ready, SoftState, Status } from './types.ts';
 
+const NO_MESSAGES: readonly Message[] = Object.freeze([]);
+
 /** What a handed-out Ready promised, so advance() acts on it even if the log moved since. */
 interface InFlight {
   readonly lastEntry: { index: number; term: number } | undefined;
@@ -15,8 +17,9 @@ interface InFlight {
 
 /**
  * The synchronous driver interface to one Raft peer (etcd-io/raft's RawNode). The caller owns
- * time (`tick`), the network (`step` in, `Ready.messages` out) and storage (the Ready contract in
- * types.ts). Not thread-safe and not re-entrant; nothing here blocks.
+ * time (`tick`), the network (`step` in, `Ready.earlyMessages` and `Ready.messages` out) and
+ * storage (the Ready contract in types.ts). Not thread-safe and not re-entrant; nothing here
+ * blocks.
  *
  * Between `ready()` and `advance()` the caller may keep calling `tick`, `step` and `propose`;
  * `hasReady()` answers false until `advance()` is called, and `ready()` must not be called.
@@ -132,6 +135,7 @@ export class RawNode {
     return (
       r.bcastPending ||
       r.msgs.length > 0 ||
+      r.earlyMsgs.length > 0 ||
       r.readStates.length > 0 ||
       r.log.unstable.entries.length > 0 ||
       r.log.hasPendingSnapshot() ||
@@ -152,18 +156,24 @@ export class RawNode {
     const softState = this.softState();
     const hardState = this.hardState();
     const hardChanged = !sameHardState(hardState, this.prevHardState);
+    const termOrVoteChanged = hardState.term !== this.prevHardState.term || hardState.vote !== this.prevHardState.vote;
+    // A message may leave early only with a term that is already durable: when this Ready
+    // changes the term or the vote, every message waits for the write.
+    const early = termOrVoteChanged ? NO_MESSAGES : r.earlyMsgs;
     const rd: Ready = {
       entries,
       committedEntries,
-      messages: r.msgs,
+      earlyMessages: early,
+      messages: termOrVoteChanged && r.earlyMsgs.length > 0 ? r.earlyMsgs.concat(r.msgs) : r.msgs,
       readStates: r.readStates,
       // A snapshot replaces the log and is acknowledged to the leader, so it must be durable too.
-      mustSync: entries.length > 0 || snapshot !== undefined || hardState.term !== this.prevHardState.term || hardState.vote !== this.prevHardState.vote,
+      mustSync: entries.length > 0 || snapshot !== undefined || termOrVoteChanged,
       ...(sameSoftState(softState, this.prevSoftState) ? {} : { softState }),
       ...(hardChanged ? { hardState } : {}),
       ...(snapshot !== undefined ? { snapshot } : {}),
     };
     r.msgs = [];
+    r.earlyMsgs = [];
     r.readStates = [];
     this.prevSoftState = softState;
     this.prevHardState = hardState;
@@ -178,14 +188,20 @@ export class RawNode {
     return rd;
   }
 
-  /** The last Ready was persisted, sent and applied. */
+  /**
+   * The last Ready was persisted, sent and applied. This is how the core learns that its entries
+   * are durable: a leader counts them toward the commit quorum only from here on (see Ready).
+   */
   advance(): void {
     const done = this.inFlight;
     assert(done !== undefined, 'advance() without ready()');
     this.inFlight = undefined;
     const log = this.raft.log;
     if (done.snapshotIndex > 0) log.unstable.stableSnapTo(done.snapshotIndex);
-    if (done.lastEntry !== undefined) log.unstable.stableTo(done.lastEntry.index, done.lastEntry.term);
+    if (done.lastEntry !== undefined) {
+      log.unstable.stableTo(done.lastEntry.index, done.lastEntry.term);
+      this.raft.persisted();
+    }
     if (done.appliedTo > log.applied) log.appliedTo(done.appliedTo);
     this.raft.reduceUncommittedBytes(done.committedEntries);
   }

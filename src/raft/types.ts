@@ -110,11 +110,33 @@ export interface SoftState {
 }
 
 /**
+ * Messages that may leave before the Ready's write is durable: they vouch for nothing this node
+ * has not yet persisted. The leader's `app`, `heartbeat`, `snap`, `timeoutNow` and
+ * `readIndexResp` carry its term (durable since it won the election) and its commit index, which
+ * counts the leader's own log only up to what it has persisted (see `Ready`); `prop`, `readIndex`
+ * and `transferLeader` are requests a follower forwards. Everything else is a vote or an
+ * acknowledgement (`vote`, `preVote`, their responses, `appResp`, `heartbeatResp`) and promises
+ * durable state: it waits for the write.
+ */
+export const EARLY_MESSAGE_TYPES: ReadonlySet<MessageType> = new Set<MessageType>(['app', 'heartbeat', 'snap', 'timeoutNow', 'readIndexResp', 'prop', 'readIndex', 'transferLeader']);
+
+/**
  * What the driver must do next, in this order (the Ready contract):
- * 1. persist `snapshot` (if any), `entries` and `hardState` (if any) in one atomic, synced write;
+ * 0. it may send `earlyMessages` at once, before or while step 1 runs (or later, with `messages`);
+ * 1. persist `snapshot` (if any), `entries` and `hardState` (if any) in one atomic write, synced
+ *    when `mustSync`;
  * 2. send `messages` (only after step 1, since they promise what was persisted);
  * 3. apply `snapshot` then `committedEntries` to the state machine, in order;
- * 4. call `advance()`.
+ * 4. call `advance()`, which tells the core that step 1 is durable.
+ *
+ * Why step 0 is safe (Raft thesis §10.2.1; etcd-io/raft's asynchronous storage writes): the
+ * leader counts its own log toward the commit quorum only up to the entries `advance()` reported
+ * durable, never the ones still being written. So the leader's appends may go to the followers
+ * while its own write is in flight, and its fsync overlaps theirs; if it crashes before the write
+ * completes, an entry it sent is committed only if a quorum of other nodes persisted it. Followers
+ * still persist before they acknowledge (`appResp` is in `messages`). A Ready whose hard state
+ * changes the term or the vote has no early messages at all (they are all in `messages`): every
+ * message that leaves early carries a term this node has already made durable.
  */
 export interface Ready {
   readonly softState?: SoftState;
@@ -122,6 +144,9 @@ export interface Ready {
   readonly entries: readonly Entry[];
   readonly snapshot?: Snapshot;
   readonly committedEntries: readonly Entry[];
+  /** May be sent before step 1 (see above): only the types in EARLY_MESSAGE_TYPES. */
+  readonly earlyMessages: readonly Message[];
+  /** Sent only after step 1. */
   readonly messages: readonly Message[];
   readonly readStates: readonly ReadState[];
   /** True when step 1 must be a synced write (snapshot, entries, term or vote changed). */

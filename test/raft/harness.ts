@@ -8,7 +8,7 @@
  * (no two peers apply different entries at one index) and a commit index that never moves
  * backwards (across restarts too, since the hard state is persisted).
  */
-import { RawNode, MemoryStorage, decodeConfChange, type Entry, type Message, type RaftConfig } from '../../src/raft/index.ts';
+import { RawNode, MemoryStorage, decodeConfChange, type Entry, type Message, type RaftConfig, type Ready } from '../../src/raft/index.ts';
 import { SeededRandom } from '../../src/util/random.ts';
 
 export interface TestPeer {
@@ -47,6 +47,8 @@ export class TestNetwork {
   readonly sent: Message[] = [];
   /** The dropped subset of `sent`. */
   readonly dropped: Message[] = [];
+  /** Called with every Ready the network processes, before any of it is handled. */
+  onReady: (id: number, rd: Ready) => void = () => {};
   /** Leader of each term seen so far. */
   readonly leaders = new Map<number, number>();
   /** Highest commit index each peer has reported. */
@@ -95,7 +97,7 @@ export class TestNetwork {
     return p;
   }
 
-  /** Processes every pending Ready once: persist, queue messages, apply, advance. */
+  /** Processes every pending Ready: queue early messages, persist, queue messages, apply, advance. */
   processReadies(): void {
     for (const peer of this.peers.values()) {
       while (peer.node.hasReady()) this.processReady(peer);
@@ -104,6 +106,8 @@ export class TestNetwork {
 
   private processReady(peer: TestPeer): void {
     const rd = peer.node.ready();
+    this.onReady(peer.id, rd);
+    for (const m of rd.earlyMessages) this.queue.push(m);
     peer.storage.save({ entries: rd.entries, ...(rd.hardState ? { hardState: rd.hardState } : {}), ...(rd.snapshot ? { snapshot: rd.snapshot } : {}) });
     if (rd.snapshot !== undefined) peer.restoredSnapshots.push(rd.snapshot.metadata.index);
     for (const m of rd.messages) this.queue.push(m);

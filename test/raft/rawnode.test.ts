@@ -95,6 +95,10 @@ test('committed entries are handed out once, in order, and applied moves on adva
   const { raw, storage } = node([1]);
   raw.campaign();
   for (const s of ['a', 'b']) raw.propose(text(s));
+  const written = raw.ready();
+  t.deepEqual(written.entries.map((e) => e.index), [1, 2, 3]);
+  t.deepEqual(written.committedEntries, [], 'a lone voter commits its entries once advance() reports them durable');
+  persist(raw, storage, written);
   const rd = raw.ready();
   t.deepEqual(rd.committedEntries.map((e) => e.index), [1, 2, 3]);
   t.is(raw.status().applied, 0);
@@ -109,7 +113,8 @@ test('messages and read states are handed out once', (t) => {
   const leader = net.peer(1).node;
   leader.tick();
   const rd = leader.ready();
-  t.true(rd.messages.length > 0);
+  t.true(rd.earlyMessages.length > 0);
+  t.true(rd.earlyMessages.every((m) => m.type === 'heartbeat'), 'heartbeats may go before the write');
   leader.advance();
   t.false(leader.hasReady());
 });
