@@ -345,7 +345,7 @@ function applyStep(record: UpdateRecord, step: RoutingStep, of: number, at: numb
   };
   const approval = record.approvals.find((a) => a.step === step.index);
   const reason = approval === undefined ? 'hold passed, health holds' : `approved by ${approval.by.name}`;
-  return commit(label, withLogEntry(next, { step: label, at, actor: CONTROLLER, reason: grows ? `${reason}; starting new instances up to ${step.newInstancesAfter}` : reason }));
+  return commit(label, withLogEntry(next, { step: label, at, actor: CONTROLLER, reason: grows ? `${reason}; starting new instances up to ${step.newInstancesAfter}` : reason }), writes);
 }
 
 function completing(record: UpdateRecord, at: number): Action {
