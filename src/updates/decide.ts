@@ -17,9 +17,11 @@
  * that blueprint), never relative, so applying one is the same whatever state the key was in.
  *
  * Idempotence: every commit changes what `nextStep` reads — the state, the step index, a deadline
- * or a count — so calling `nextStep` on the committed record with the same facts never yields the
- * same step again. Facts only gate steps (instances ACTIVE, validation done, health); a step never
- * depends on a fact being still true after it committed.
+ * or a count — so calling `nextStep` on the committed record never yields the same step again, with
+ * fresh facts or with the facts from before the commit. Facts only gate steps (instances ACTIVE,
+ * validation done, health). The one exception is the routing repair, whose fact is the very key it
+ * rewrites: the controller reads facts at or after the record's revision (one Range, or a watch
+ * mirror that has caught up with the commit), and then the repair is not repeated either.
  *
  * Ordering within an update:
  * - DEPLOYING is entered by the transaction that writes the new blueprint AND a routing record
