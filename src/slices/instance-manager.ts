@@ -441,12 +441,22 @@ export class InstanceManager implements LocalInstances {
     if (record !== undefined) await this.deleteRecord(key, record.modRevision);
   }
 
-  /** Deletes an instance record unless it changed since `modRevision`. */
+  /**
+   * Deletes an instance record unless it changed since `modRevision`, retrying transient failures
+   * until the delete or its compare is decided, or this manager stops: nothing else removes a
+   * live node's stale record, and a stale ACTIVE one is routed to for ever. (At start-up, where
+   * most stale records are found, the node usually knows no leader yet and the first try fails.)
+   */
   private async deleteRecord(key: string, modRevision: number): Promise<void> {
-    try {
-      await this.port.txn([{ key, target: 'modRevision', op: '=', value: modRevision }], [{ type: 'delete', key }]);
-    } catch (error) {
-      this.log.warn({ key, error: errorMessage(error) }, 'could not delete a stale instance record');
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.port.txn([{ key, target: 'modRevision', op: '=', value: modRevision }], [{ type: 'delete', key }]);
+        return;
+      } catch (error) {
+        if (this.stopped) return;
+        if (attempt === REPORT_ATTEMPTS) this.log.warn({ key, error: errorMessage(error) }, 'could not delete a stale instance record yet; still trying');
+        await this.sleep(Math.min(2000, 100 * 2 ** attempt));
+      }
     }
   }
 
