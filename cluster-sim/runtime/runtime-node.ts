@@ -31,11 +31,16 @@ export interface RuntimeEnvironment extends StorageEnvironment {
   fail(message: string): void;
   /**
    * Optional: runs services on each incarnation's node and clock (a scenario's controllers). The
-   * returned function stops them; it is called when a graceful stop begins and when the
-   * incarnation dies, before its clock is killed.
+   * returned function stops them; it is called when a graceful stop begins (`'stop'`) and when the
+   * incarnation dies (`'crash'`), before its clock is killed. A promise returned on `'stop'` holds
+   * the node's own `stop()` until it settles, as in production, where the services stop before
+   * the node (cli/node-command.ts).
    */
-  attach?(nodeId: number, node: CutoverNode, clock: Clock): () => void;
+  attach?(nodeId: number, node: CutoverNode, clock: Clock): Detach;
 }
+
+/** Stops a scenario's services on an incarnation (see `RuntimeEnvironment.attach`). */
+export type Detach = (reason: 'stop' | 'crash') => void | Promise<void>;
 
 /** One running `CutoverNode` and the simulated parts it was built on. */
 interface Incarnation {
@@ -44,7 +49,7 @@ interface Incarnation {
   readonly clock: SimClock;
   readonly transport: SimTransport;
   readonly storage: SimStorage;
-  readonly detach: (() => void) | undefined;
+  readonly detach: Detach | undefined;
 }
 
 /** A simulated node running the node runtime. Ids are 1..nodes. */
@@ -108,7 +113,7 @@ export class RuntimeNode implements FaultableNode {
   crash(tear: boolean): void {
     const incarnation = this.incarnation;
     assert(incarnation !== undefined, `node ${this.id}: crash while down`);
-    this.kill(incarnation);
+    this.kill(incarnation, 'crash');
     const { torn, unsyncedLost } = this.disk.crash(tear, this.random);
     const what = [torn ? 'last write torn' : '', unsyncedLost > 0 ? `lost ${unsyncedLost} write(s) made without fsync` : ''].filter((text) => text !== '');
     this.env.trace.record(this.env.queue.nowMs, this.id, 'crash', what.length === 0 ? undefined : what.join(', '));
@@ -130,12 +135,23 @@ export class RuntimeNode implements FaultableNode {
     assert(incarnation !== undefined && this.phase === 'up', `node ${this.id}: stop while ${this.phase}`);
     this.phase = 'stopping';
     this.env.trace.record(this.env.queue.nowMs, this.id, 'stop');
-    incarnation.detach?.();
+    const detached = incarnation.detach?.('stop');
+    if (!(detached instanceof Promise)) return this.stopNode(incarnation);
+    detached.then(
+      () => {
+        if (this.incarnation === incarnation) this.stopNode(incarnation); // else crashed while its services stopped
+      },
+      (error: unknown) => this.env.fail(`node ${this.id}: stopping its services failed: ${describeError(error)}`),
+    );
+  }
+
+  /** The graceful stop's second half: `CutoverNode.stop()`, then the incarnation is gone. */
+  private stopNode(incarnation: Incarnation): void {
     incarnation.node.stop().then(
       () => {
         if (this.incarnation !== incarnation) return; // crashed while stopping
         if (this.disk.writeInFlight) this.env.fail(`node ${this.id}: stop() resolved with a disk write in flight`);
-        this.kill(incarnation);
+        this.kill(incarnation, 'stop');
         this.disk.close();
         this.env.trace.record(this.env.queue.nowMs, this.id, 'stopped');
       },
@@ -179,8 +195,8 @@ export class RuntimeNode implements FaultableNode {
   }
 
   /** Kills everything the incarnation was built on: after this it cannot act. */
-  private kill(incarnation: Incarnation): void {
-    incarnation.detach?.();
+  private kill(incarnation: Incarnation, reason: 'stop' | 'crash'): void {
+    void incarnation.detach?.(reason);
     incarnation.clock.kill();
     incarnation.transport.kill();
     incarnation.storage.kill();
