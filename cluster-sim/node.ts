@@ -1,9 +1,9 @@
 /**
  * The simulator's driver of one Raft peer: a RawNode, its simulated disk and its register state
  * machine, run on simulated time. The driver follows the Ready contract (types.ts) to the letter,
- * with the disk write in step 1 taking simulated time: the Ready's early messages go when the
- * write begins; while it is in flight the node keeps ticking and stepping messages, but it sends
- * nothing else of that Ready and asks for no new one.
+ * with the disk write in step 1 taking simulated time: the Ready's early messages go and its
+ * committed entries apply when the write begins; while it is in flight the node keeps ticking
+ * and stepping messages, but it sends nothing else of that Ready and asks for no new one.
  */
 import { assert } from '../src/util/assert.ts';
 import type { SeededRandom } from '../src/util/random.ts';
@@ -210,11 +210,14 @@ export class SimNode {
       // Step 0: these may go before the write (a crash during it loses the write, not them).
       for (const message of ready.earlyMessages) this.env.sendRaft(message);
       if (ready.hardState === undefined && ready.entries.length === 0 && ready.snapshot === undefined) {
+        this.applyCommitted(raw, ready);
         this.afterPersist(raw, ready);
         continue;
       }
       this.writing = ready;
       this.disk.beginWrite({ entries: ready.entries, ...(ready.hardState ? { hardState: ready.hardState } : {}), ...(ready.snapshot ? { snapshot: ready.snapshot } : {}) });
+      // Also step 0: committed entries are durable here already, so they apply while the write runs.
+      this.applyCommitted(raw, ready);
       const incarnation = this.incarnation;
       const { diskWriteMinMs, diskWriteMaxMs } = this.env.options;
       this.env.queue.after(diskWriteMinMs + this.random.nextFloat() * (diskWriteMaxMs - diskWriteMinMs), () => {
@@ -235,13 +238,19 @@ export class SimNode {
     this.pump();
   }
 
-  /** Steps 2-4 of the Ready contract: send (what had to wait for the write), apply, advance. */
+  /** Applies the Ready's committed entries (step 0 or 3 of the Ready contract; a Ready with a snapshot has none). */
+  private applyCommitted(raw: RawNode, ready: Ready): void {
+    const replica = this.replica;
+    assert(replica !== undefined, `node ${this.id}: Ready without a replica`);
+    for (const entry of ready.committedEntries) replica.applyEntry(entry, (change) => raw.applyConfChange(change));
+  }
+
+  /** Steps 2-4 of the Ready contract: send what had to wait for the write, install a snapshot, advance. */
   private afterPersist(raw: RawNode, ready: Ready): void {
     const replica = this.replica;
     assert(replica !== undefined, `node ${this.id}: Ready without a replica`);
     for (const message of ready.messages) this.env.sendRaft(message);
     if (ready.snapshot !== undefined) replica.restoreSnapshot(ready.snapshot);
-    for (const entry of ready.committedEntries) replica.applyEntry(entry, (change) => raw.applyConfChange(change));
     replica.serveReads(ready.readStates);
     replica.maybeSnapshot(this.disk);
     raw.advance();

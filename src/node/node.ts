@@ -107,7 +107,8 @@ export interface NodeStats {
 /**
  * The node runtime: drives the Raft core with a clock, storage and transport, applies committed
  * entries to the KV store, and turns proposals and reads into promises. One Ready at a time:
- * send the early messages → persist (one atomic synced write) → send the rest → apply → advance.
+ * send the early messages → persist (one atomic synced write), applying the committed entries
+ * while it runs → send the rest → advance.
  */
 export class CutoverNode {
   readonly id: number;
@@ -447,18 +448,25 @@ export class CutoverNode {
   /**
    * The Ready contract (src/raft/types.ts): early messages go at once (the leader's appends, so
    * the followers write while the leader does: its own log counts toward a commit only after
-   * advance()), then the write, then the messages that promise what it made durable.
+   * advance()), the write starts, committed entries (durable here already) are applied while it
+   * runs, and once it is done the messages that promise what it made durable go.
    */
   private async handleReady(rd: Ready): Promise<void> {
     if (rd.softState !== undefined && rd.softState.leader !== this.leader) this.leaderChanged(rd.softState.leader);
     if (rd.earlyMessages.length > 0) this.options.transport.send(rd.earlyMessages);
+    let saving: Promise<void> | undefined;
     if (rd.entries.length > 0 || rd.hardState !== undefined || rd.snapshot !== undefined) {
-      await this.options.storage.save({ entries: rd.entries, sync: rd.mustSync, ...(rd.hardState ? { hardState: rd.hardState } : {}), ...(rd.snapshot ? { snapshot: rd.snapshot } : {}) });
+      saving = Promise.resolve(this.options.storage.save({ entries: rd.entries, sync: rd.mustSync, ...(rd.hardState ? { hardState: rd.hardState } : {}), ...(rd.snapshot ? { snapshot: rd.snapshot } : {}) }));
+      // Awaited below; if applying throws first, the write's own failure is not reported twice.
+      saving.catch(() => undefined);
+      // Let the storage hand the write to the disk before the apply takes the thread.
+      await Promise.resolve();
     }
+    for (const entry of rd.committedEntries) this.applyEntry(entry);
+    await saving;
     // Only now may these go: they promise what was just made durable.
     if (rd.messages.length > 0) this.options.transport.send(rd.messages);
     if (rd.snapshot !== undefined) this.restoreSnapshot(rd.snapshot);
-    for (const entry of rd.committedEntries) this.applyEntry(entry);
     for (const rs of rd.readStates) this.readIndexReady(rs.context, rs.index);
     this.appliedWaiters.appliedTo(this.appliedIndex);
     if (this.appliedIndex - this.snapshotIndex >= this.settings.snapshotEntries) await this.takeSnapshot();

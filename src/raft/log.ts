@@ -217,15 +217,24 @@ export class RaftLog {
     return this.unstable.snapshot !== undefined;
   }
 
-  /** Committed entries not yet applied (none while a snapshot is pending). */
+  /**
+   * Committed entries not yet applied, and only those already durable here (none while a snapshot
+   * is pending): a committed entry still being written is handed out once the write is done, so
+   * the driver may apply what it gets without waiting for the Ready's own write.
+   */
   nextCommittedEntries(): Entry[] {
     if (this.hasPendingSnapshot()) return [];
     const lo = Math.max(this.applied + 1, this.firstIndex());
-    return this.slice(lo, this.committed + 1, this.maxApplyBytes);
+    return this.slice(lo, this.applicableTo() + 1, this.maxApplyBytes);
   }
 
   hasNextCommittedEntries(): boolean {
-    return !this.hasPendingSnapshot() && this.committed > Math.max(this.applied, this.firstIndex() - 1);
+    return !this.hasPendingSnapshot() && this.applicableTo() > Math.max(this.applied, this.firstIndex() - 1);
+  }
+
+  /** The last index that may be applied: committed and durable. */
+  private applicableTo(): number {
+    return Math.min(this.committed, this.stableIndex());
   }
 
   snapshot(): Snapshot {

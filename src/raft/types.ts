@@ -122,12 +122,17 @@ export const EARLY_MESSAGE_TYPES: ReadonlySet<MessageType> = new Set<MessageType
 
 /**
  * What the driver must do next, in this order (the Ready contract):
- * 0. it may send `earlyMessages` at once, before or while step 1 runs (or later, with `messages`);
+ * 0. it may send `earlyMessages` at once, and apply `committedEntries` (in order), before or
+ *    while step 1 runs (or do either later, in steps 2 and 3);
  * 1. persist `snapshot` (if any), `entries` and `hardState` (if any) in one atomic write, synced
  *    when `mustSync`;
  * 2. send `messages` (only after step 1, since they promise what was persisted);
- * 3. apply `snapshot` then `committedEntries` to the state machine, in order;
+ * 3. apply `snapshot` (only after step 1), then `committedEntries` unless step 0 did;
  * 4. call `advance()`, which tells the core that step 1 is durable.
+ *
+ * `committedEntries` are committed (durable on a quorum) and already durable in this node's own
+ * log: the core hands out a committed entry only once the Ready that carried it was advanced. So
+ * applying them need not wait for this Ready's write. A Ready with a snapshot has none.
  *
  * Why step 0 is safe (Raft thesis §10.2.1; etcd-io/raft's asynchronous storage writes): the
  * leader counts its own log toward the commit quorum only up to the entries `advance()` reported

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { CutoverNode, type Member } from '../../src/node/node.ts';
-import { MemoryStorage } from '../../src/raft/index.ts';
+import { MemoryStorage, type ConfState, type Entry, type Snapshot, type StorageUpdate, type WritableRaftStorage } from '../../src/raft/index.ts';
 import { silentLogger } from '../../src/util/logger.ts';
 import { SeededRandom } from '../../src/util/random.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
@@ -189,4 +189,91 @@ test('stop rejects pending requests with NODE_STOPPED and refuses new ones', asy
 test('node settings are validated with a message naming the setting', (t) => {
   const error = t.throws(() => new CutoverNode({ id: 1, initialMembers: [], storage: MemoryStorage.bootstrap([1]), transport: new MemoryHub().transport(1), clock: new ManualClock(), random: new SeededRandom(1), logger: silentLogger, settings: { electionTicks: 1, heartbeatTicks: 1 } }));
   t.like(error, { code: 'INVALID_ARGUMENT', field: 'electionTicks' });
+});
+
+/** A MemoryStorage whose writes can be held: a held write is not visible (not durable) until released. */
+class GatedStorage implements WritableRaftStorage {
+  hold = false;
+  private held: { update: StorageUpdate; resolve: () => void }[] = [];
+
+  constructor(private readonly inner: MemoryStorage) {}
+
+  get pending(): number {
+    return this.held.length;
+  }
+
+  release(): void {
+    this.hold = false;
+    for (const { update, resolve } of this.held.splice(0)) {
+      this.inner.save(update);
+      resolve();
+    }
+  }
+
+  save(update: StorageUpdate): void | Promise<void> {
+    if (!this.hold) return this.inner.save(update);
+    return new Promise<void>((resolve) => this.held.push({ update, resolve }));
+  }
+
+  initialState(): ReturnType<MemoryStorage['initialState']> {
+    return this.inner.initialState();
+  }
+  entries(lo: number, hi: number, maxBytes: number): readonly Entry[] {
+    return this.inner.entries(lo, hi, maxBytes);
+  }
+  term(index: number): number {
+    return this.inner.term(index);
+  }
+  firstIndex(): number {
+    return this.inner.firstIndex();
+  }
+  lastIndex(): number {
+    return this.inner.lastIndex();
+  }
+  snapshot(): Snapshot {
+    return this.inner.snapshot();
+  }
+  createSnapshot(index: number, confState: ConfState, data: Uint8Array): Snapshot {
+    return this.inner.createSnapshot(index, confState, data);
+  }
+  compact(index: number): void {
+    this.inner.compact(index);
+  }
+}
+
+test("the leader's appends leave before its own write: the followers persist a write while the leader's is held, and it is answered once the leader's completes", async (t) => {
+  const ids = [1, 2, 3];
+  const clock = new ManualClock();
+  const hub = new MemoryHub();
+  const random = new SeededRandom(7);
+  const members = ids.map((id) => ({ id, address: `mem://${id}` }));
+  const storages = new Map<number, GatedStorage>();
+  const nodes = new Map<number, CutoverNode>();
+  for (const id of ids) {
+    storages.set(id, new GatedStorage(MemoryStorage.bootstrap(ids)));
+  }
+  for (const id of ids) {
+    const node = new CutoverNode({ id, initialMembers: members, storage: storages.get(id)!, transport: hub.transport(id), clock, random: random.fork(), logger: silentLogger });
+    await node.start();
+    nodes.set(id, node);
+  }
+  await clock.advance(5000);
+  const leader = [...nodes.values()].find((n) => n.status().role === 'leader')!;
+  const followers = ids.filter((id) => id !== leader.id);
+  const leaderStorage = storages.get(leader.id)!;
+  leaderStorage.hold = true;
+
+  let settled = false;
+  const put = leader.propose({ type: 'put', key: 'k', value: 'v' }).finally(() => (settled = true));
+  const index = leader.status().lastIndex;
+  await clock.advance(50);
+  t.is(leaderStorage.pending, 1, "the leader's write is in flight");
+  t.true(leaderStorage.lastIndex() < index, 'and not durable on the leader');
+  for (const id of followers) t.is(storages.get(id)!.lastIndex(), index, `follower ${id} persisted the entry meanwhile`);
+  t.false(settled, 'nothing is answered before the leader has written its Ready');
+
+  leaderStorage.release();
+  await clock.advance(50);
+  t.like(await put, { type: 'put', revision: 1 });
+  for (const node of nodes.values()) t.is(node.kv.get('k')?.value, 'v');
 });

@@ -85,8 +85,11 @@ test('§5.3 "Once a follower learns that a log entry is committed, it applies th
   const follower = net.peer(2).node;
   follower.step(msg({ type: 'app', from: 1, to: 2, term: 1, index: 0, logTerm: 0, entries: entries([1, 1, 1]), commit: 2 }));
   let rd = follower.ready();
-  t.deepEqual(rd.committedEntries.map((e) => e.index), [1, 2]);
+  t.deepEqual(rd.committedEntries, [], 'not before they are durable here');
   net.peer(2).storage.save({ entries: rd.entries });
+  follower.advance();
+  rd = follower.ready();
+  t.deepEqual(rd.committedEntries.map((e) => e.index), [1, 2]);
   follower.advance();
   follower.step(msg({ type: 'heartbeat', from: 1, to: 2, term: 1, commit: 3 }));
   rd = follower.ready();
