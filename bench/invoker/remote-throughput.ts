@@ -9,9 +9,12 @@
  *   `echo-server.ts --kind bare` process that answers the payload bytes as they are.
  *
  * Both servers run for the whole measurement in processes of their own on 127.0.0.1; the idle one
- * does nothing. Rounds alternate which side goes first; each (side, C) row is the median round by
- * throughput. CPU per call (this process, and the server process from /proc) is reported too: it
- * is what other load on a shared machine distorts least.
+ * does nothing. In each round the two sides run back to back (which goes first alternates); the
+ * ratio is the median over rounds of Cutover/bare within a round, which drifting load on a shared
+ * machine disturbs less than a ratio of medians. Each (side, C) row shows its median round by
+ * throughput. CPU per call (this process, and the server process from /proc) is reported too: it is
+ * what other load on the machine distorts least, and bare/Cutover CPU per call is the throughput
+ * ratio to expect when the calls are CPU bound.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Buffer } from 'node:buffer';
@@ -52,6 +55,22 @@ export interface RemoteRow {
   readonly errors: number;
   readonly clientCpuUsPerCall: number;
   readonly serverCpuUsPerCall: number;
+}
+
+/** Cutover against bare at one concurrency. */
+export interface RemoteRatio {
+  readonly concurrency: number;
+  /** Cutover calls/s over bare calls/s, per round (the two sides of a round run back to back). */
+  readonly paired: readonly number[];
+  /** Their median: the target's figure. */
+  readonly pairedMedian: number;
+  /** Bare's CPU per call (client + server) over Cutover's: the throughput ratio if CPU bound. */
+  readonly cpuRatio: number;
+}
+
+export interface RemoteResult {
+  readonly rows: readonly RemoteRow[];
+  readonly ratios: readonly RemoteRatio[];
 }
 
 interface RoundResult {
@@ -144,7 +163,7 @@ export function payloadOf(bytes: number): { name: string } {
 }
 
 /** Measures every concurrency in `options`; see the module comment. */
-export async function measureRemote(options: RemoteOptions, progress: (line: string) => void): Promise<RemoteRow[]> {
+export async function measureRemote(options: RemoteOptions, progress: (line: string) => void): Promise<RemoteResult> {
   const servers: Partial<Record<Side, EchoServer>> = {};
   const remote = new RemoteInvoker({ clock: realClock });
   let bare: grpc.Client | undefined;
@@ -170,6 +189,7 @@ export async function measureRemote(options: RemoteOptions, progress: (line: str
     if (Buffer.compare(Buffer.from(bareReply.payload), wire.payload) !== 0) throw new Error('remote bench: the bare echo answered other bytes');
 
     const rows: RemoteRow[] = [];
+    const ratios: RemoteRatio[] = [];
     for (const concurrency of options.concurrency) {
       const results: Record<Side, RoundResult[]> = { cutover: [], bare: [] };
       for (let round = 0; round < options.rounds; round++) {
@@ -180,6 +200,9 @@ export async function measureRemote(options: RemoteOptions, progress: (line: str
           progress(`remote: C=${concurrency} round ${round + 1}/${options.rounds} ${side}: ${Math.round(result.callsPerSecond)} calls/s, p50 ${result.p50Ms.toFixed(2)} ms, ${result.errors} errors`);
         }
       }
+      const paired = results.cutover.map((r, i) => r.callsPerSecond / results.bare[i]!.callsPerSecond);
+      const cpuPerCall = (side: Side): number => median(results[side].map((r) => r.clientCpuUsPerCall + r.serverCpuUsPerCall));
+      ratios.push({ concurrency, paired, pairedMedian: median(paired), cpuRatio: cpuPerCall('bare') / cpuPerCall('cutover') });
       for (const side of ['cutover', 'bare'] as const) {
         const rounds = results[side];
         const medianRate = median(rounds.map((r) => r.callsPerSecond));
@@ -199,7 +222,7 @@ export async function measureRemote(options: RemoteOptions, progress: (line: str
         });
       }
     }
-    return rows;
+    return { rows, ratios };
   } finally {
     remote.close();
     bare?.close();

@@ -25,6 +25,8 @@ export interface RoutingResult {
   readonly nsPerOpMedian: number;
   readonly nsPerOpMin: number;
   readonly nsPerOpMax: number;
+  /** Median CPU ns per decision (this process): what other load on the machine distorts least. */
+  readonly cpuNsPerOpMedian: number;
   /** Share of the measured decisions that went to the new version (0.25 for 1:3). */
   readonly newShare: number;
   /** Share of the measured decisions that went to a local instance. */
@@ -85,14 +87,21 @@ export function measureRouting(operations: number, runs: number): RoutingResult[
     if (!first.ok) throw new Error(`routing bench: the table does not route: ${first.code} ${first.message}`);
     loop(table, node, Math.min(operations, 2_000_000), { newPicks: 0, localPicks: 0 });
     const perOp: number[] = [];
+    const cpuPerOp: number[] = [];
     const tally: Tally = { newPicks: 0, localPicks: 0 };
-    for (let run = 0; run < runs; run++) perOp.push(Number(loop(table, node, operations, tally)) / operations);
+    for (let run = 0; run < runs; run++) {
+      const cpu = process.cpuUsage();
+      perOp.push(Number(loop(table, node, operations, tally)) / operations);
+      const used = process.cpuUsage(cpu);
+      cpuPerOp.push(((used.user + used.system) * 1000) / operations);
+    }
     const total = operations * runs;
     results.push({
       viewpoint,
       nsPerOpMedian: median(perOp),
       nsPerOpMin: Math.min(...perOp),
       nsPerOpMax: Math.max(...perOp),
+      cpuNsPerOpMedian: median(cpuPerOp),
       newShare: tally.newPicks / total,
       localShare: tally.localPicks / total,
     });
