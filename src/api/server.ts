@@ -5,6 +5,7 @@ import type { CutoverNode } from '../node/node.ts';
 import { clusterService } from './cluster-service.ts';
 import { kvService, type KvServiceOptions } from './kv-service.ts';
 import { slicesService, type SlicesServiceOptions } from './slices-service.ts';
+import { updatesService, type UpdatesServiceOptions } from './updates-service.ts';
 import { loadManagementDefinition } from './protos.ts';
 
 interface ServiceHolder {
@@ -18,12 +19,13 @@ function serviceOf(definition: grpc.GrpcObject, name: string): grpc.ServiceDefin
 }
 
 /**
- * Adds the management API (KV, Cluster, and Slices when `options.slices` is given),
+ * Adds the management API (KV, Cluster, Slices when `options.slices` is given, RollingUpdates when
+ * `options.updates` is),
  * grpc.health.v1 and server reflection (v1 and v1alpha) to `server`. Health reports SERVING once
  * the node knows a leader, NOT_SERVING otherwise. Returns a function that detaches the health
  * updates.
  */
-export function addManagementApi(server: grpc.Server, node: CutoverNode, options: KvServiceOptions & { readonly slices?: SlicesServiceOptions }): () => void {
+export function addManagementApi(server: grpc.Server, node: CutoverNode, options: KvServiceOptions & { readonly slices?: SlicesServiceOptions; readonly updates?: UpdatesServiceOptions }): () => void {
   const packageDefinition = loadManagementDefinition();
   const definition = grpc.loadPackageDefinition(packageDefinition);
   server.addService(serviceOf(definition, 'cutover.v1.KV'), kvService(node, options));
@@ -32,6 +34,10 @@ export function addManagementApi(server: grpc.Server, node: CutoverNode, options
   if (options.slices !== undefined) {
     server.addService(serviceOf(definition, 'cutover.v1.Slices'), slicesService(options.slices));
     services.push('cutover.v1.Slices');
+  }
+  if (options.updates !== undefined) {
+    server.addService(serviceOf(definition, 'cutover.v1.RollingUpdates'), updatesService(options.updates));
+    services.push('cutover.v1.RollingUpdates');
   }
   const health = new HealthImplementation(Object.fromEntries(services.map((s) => [s, 'NOT_SERVING'])));
   health.addToServer(server);

@@ -8,6 +8,7 @@ import { addManagementApi } from '../api/server.ts';
 import { nodeClusterPort } from '../node/cluster-port.ts';
 import { CutoverNode } from '../node/node.ts';
 import { SliceHost } from '../node/slice-host.ts';
+import { UpdatesHost } from '../node/updates-host.ts';
 import { registerInvocationMetrics } from '../invoker/metrics-prometheus.ts';
 import { realClock } from '../platform/scheduler.ts';
 import { epochMs } from '../platform/wall-clock.ts';
@@ -72,14 +73,18 @@ export async function runNode(config: NodeConfig): Promise<void> {
       instances: { drainTimeoutMs: config.slices.drainTimeoutMs },
     },
   });
+  const capacity = { nodeDownAfterMs: config.slices.nodeDownAfterMs, nodeInstancesMax: config.slices.nodeInstancesMax };
+  const updates = new UpdatesHost({ port: nodeClusterPort(node), clock: realClock, wallClockMs: epochMs, logger, aggregator: slices.aggregator, ...capacity });
   addManagementApi(server, node, {
     watchBufferBytesMax: 8 * 1024 * 1024,
     slices: { port: nodeClusterPort(node), invoker: slices.invoker, artifactBytesMax: config.slices.artifactBytesMax, wallClockMs: epochMs },
+    updates: { port: nodeClusterPort(node), clock: realClock, wallClockMs: epochMs, health: slices.aggregator, healthWindowMsMax: 60_000, leader: () => node.leaderInfo(), ...capacity },
   });
   addInvokeService(server, slices);
   await bind(server, config.listen);
   await node.start();
   await slices.start();
+  updates.start();
   metrics.attach({ node, peerQueueDepth: () => new Map(transport.stats().peers.map((p) => [p.peer, p.queueDepth])) });
   registerInvocationMetrics(metrics.registry, { metrics: slices.metrics, aggregator: slices.aggregator, isLeader: () => node.isLeader(), windowMs: 60_000 });
   const ops = config.metricsListen === '' ? undefined : await startOpsHttp(config.metricsListen, metrics, node);
@@ -97,6 +102,7 @@ export async function runNode(config: NodeConfig): Promise<void> {
   });
   logger.info({}, 'shutting down');
   ops?.close();
+  updates.stop();
   await slices.stop();
   await node.stop();
   await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
