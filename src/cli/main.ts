@@ -1,18 +1,43 @@
 /**
  * The `cutover` command line: the composition root. It parses arguments and hands off to a
  * command; nothing below src/cli imports it.
+ *
+ * `node` and `local` run cluster nodes; every other command is an operator command that talks to
+ * a cluster over the management API, learned by gRPC reflection. The node runtime is imported only
+ * by the commands that run it, so an operator command starts without loading it.
  */
-import { Command, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import path from 'node:path';
 import { CutoverError } from '../util/errors.ts';
-import { runLocalCluster } from './local-cluster.ts';
-import { configFromEnv, readConfigFile, resolveNodeConfig, type RawNodeConfig } from './node-config.ts';
-import { runNode } from './node-command.ts';
+import { EXIT, UsageError, errorLine, exitCodeOf } from './cli-errors.ts';
+import { registerClusterCommands } from './commands/cluster-commands.ts';
+import { registerCompletionCommand } from './commands/completion-command.ts';
+import { DEFAULT_ENDPOINTS, DEFAULT_TIMEOUT } from './commands/context.ts';
+import { registerDescribeCommands } from './commands/describe-commands.ts';
+import { registerKvCommands } from './commands/kv-commands.ts';
+import { registerSliceCommands } from './commands/slice-commands.ts';
+import type { RawNodeConfig } from './node-config.ts';
 
 const program = new Command('cutover')
   .description('Cutover: zero-downtime rolling updates on a Raft cluster')
-  .option('--debug', 'print stack traces on errors')
-  .showHelpAfterError();
+  .addOption(new Option('-e, --endpoints <list>', 'cluster nodes to talk to (host:port,…), tried in order').env('CUTOVER_ENDPOINTS').default(DEFAULT_ENDPOINTS, 'the local cluster, 127.0.0.1:7001-7003'))
+  .addOption(new Option('--timeout <duration>', 'bound on each command\'s calls, retries included (500ms, 10s, 2m)').default(DEFAULT_TIMEOUT))
+  .addOption(new Option('-o, --output <format>', 'table, json or yaml').choices(['table', 'json', 'yaml']).default('table'))
+  .option('--no-color', 'no colour (also off when stdout is not a terminal or NO_COLOR is set)')
+  .option('--debug', 'print connection decisions and stack traces on errors')
+  // Commands listed by name: their arguments are in their own help, and the list fits 80 columns.
+  .configureHelp({ showGlobalOptions: true, subcommandTerm: (command) => command.name() })
+  // Usage errors exit 2, not commander's 1 (see cli-errors.ts).
+  .exitOverride();
+
+program.commandsGroup('Operate a cluster:');
+registerSliceCommands(program);
+registerClusterCommands(program);
+registerKvCommands(program);
+registerDescribeCommands(program);
+registerCompletionCommand(program);
+
+program.commandsGroup('Run nodes:');
 
 program
   .command('local')
@@ -24,7 +49,8 @@ program
   .addOption(new Option('--log-level <level>', 'node log level').default('info'))
   .action(async (opts: { size: string; dataDir: string; basePort: string; metricsBasePort: string; logLevel: string }) => {
     const size = Number(opts.size);
-    if (!Number.isInteger(size) || size < 1 || size > 7) throw new CutoverError('INVALID_ARGUMENT', `--size must be 1..7, got ${opts.size}`);
+    if (!Number.isInteger(size) || size < 1 || size > 7) throw new UsageError(`--size must be 1..7, got ${opts.size}`, 'for example `--size 3`');
+    const { runLocalCluster } = await import('./local-cluster.ts');
     await runLocalCluster({ size, dataRoot: path.resolve(opts.dataDir), basePort: Number(opts.basePort), metricsBasePort: Number(opts.metricsBasePort), host: '127.0.0.1', logLevel: opts.logLevel });
   });
 
@@ -42,6 +68,8 @@ program
   .option('--join', 'join an existing cluster as a learner (add it first with Cluster/AddMember)')
   .option('--slices <settings>', 'slice settings as key=value,… (artifactBytesMax, nodeDownAfterMs, nodeInstancesMax, invokeTimeoutMs, drainTimeoutMs)')
   .action(async (opts: Record<string, unknown>) => {
+    const { configFromEnv, readConfigFile, resolveNodeConfig } = await import('./node-config.ts');
+    const { runNode } = await import('./node-command.ts');
     const fromFile: RawNodeConfig = typeof opts.config === 'string' ? readConfigFile(opts.config) : {};
     const sliceFlags = typeof opts.slices === 'string' ? parseKeyValues('--slices', opts.slices) : undefined;
     if (sliceFlags !== undefined) fromFile.slices = { ...(typeof fromFile.slices === 'object' ? fromFile.slices : {}), ...sliceFlags };
@@ -62,12 +90,38 @@ function parseKeyValues(flag: string, text: string): Record<string, string> {
   return out;
 }
 
+let runsNodes = false;
+program.hook('preAction', (_program, command) => {
+  runsNodes = command.name() === 'node' || command.name() === 'local';
+});
+
+/** Usage errors on one line, with where to look: `cutover: <problem> — see `cutover kv get --help``. */
+function configureErrors(command: Command, path: string): void {
+  command.configureOutput({ outputError: (text, write) => write(`cutover: ${text.trim().replace(/^error: /, '')} — see \`${path} --help\`\n`) });
+  for (const sub of command.commands) configureErrors(sub, `${path} ${sub.name()}`);
+}
+configureErrors(program, 'cutover');
+
 try {
   await program.parseAsync(process.argv);
+  // Operator commands are done once their action returns; a node command runs until stopped.
+  if (!runsNodes) process.exit(process.exitCode ?? EXIT.OK);
 } catch (error) {
-  const debug = program.opts<{ debug?: boolean }>().debug === true;
-  if (error instanceof CutoverError) console.error(`cutover: ${error.message} [${error.code}]`);
-  else console.error(`cutover: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(reportError(error));
+}
+
+/** Prints one line for `error` (a stack too with --debug) and returns the exit code. */
+function reportError(error: unknown): number {
+  if (error instanceof CommanderError) {
+    // Commander has printed its message already. Help asked for is a success; help shown because
+    // a subcommand is missing (exit code 1 from commander) is a usage error.
+    if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return EXIT.OK;
+    return error.code === 'commander.help' && error.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+  }
+  const debug = program.opts<{ debug?: boolean }>().debug === true || process.argv.includes('--debug');
+  console.error(`cutover: ${errorLine(error)}`);
   if (debug && error instanceof Error) console.error(error.stack);
-  process.exit(error instanceof CutoverError && error.code === 'INVALID_ARGUMENT' ? 2 : 1);
+  // A node's settings refused at start-up are a usage error; a cluster's refusal is not.
+  if (error instanceof CutoverError && error.code === 'INVALID_ARGUMENT' && runsNodes) return EXIT.USAGE;
+  return exitCodeOf(error);
 }
