@@ -410,7 +410,7 @@ export class InstanceManager implements LocalInstances {
   }
 
   /**
-   * Writes `state` for `h`, retrying transient failures. Live states require the assignment,
+   * Writes `state` for `h`, retrying transient failures until it is written or moot. Live states require the assignment,
    * DRAINING and STOPPED require the record: otherwise nothing is written (see the file comment).
    */
   private async report(h: Hosted, state: InstanceState, reason?: string): Promise<void> {
@@ -426,11 +426,10 @@ export class InstanceManager implements LocalInstances {
         if (!result.succeeded) this.log.info({ instance: h.key, state }, `state not written: the ${live ? 'assignment' : 'record'} is gone`);
         return;
       } catch (error) {
-        if (attempt >= REPORT_ATTEMPTS) {
-          this.log.error({ instance: h.key, state, error: errorMessage(error) }, 'could not report the instance state');
-          return;
-        }
-        await this.sleep(Math.min(2000, 100 * 2 ** attempt));
+        // Never give up while the node runs: an unreported state would leave the instance out of
+        // routing (or in it) for ever. The compare ends the loop once the report is moot.
+        if (attempt === REPORT_ATTEMPTS) this.log.warn({ instance: h.key, state, error: errorMessage(error) }, 'could not report the instance state yet; still trying');
+        await this.sleep(Math.min(2000, 100 * 2 ** Math.min(attempt, 5)));
       }
     }
   }

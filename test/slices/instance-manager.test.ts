@@ -189,3 +189,19 @@ test('a version that fails to load is FAILED, and stop() stops every running ins
   await manager.stop();
   t.deepEqual(hooks, ['start', 'stop']);
 });
+
+test('a state report is retried until it is written, however long the cluster refuses writes', async (t) => {
+  const port = new MemoryClusterPort(1);
+  let refusals = 30;
+  const flaky = Object.assign(Object.create(port) as MemoryClusterPort, {
+    txn: (...args: Parameters<MemoryClusterPort['txn']>) => (refusals-- > 0 ? Promise.reject(Object.assign(new Error('no leader'), { code: 'NOT_LEADER' })) : port.txn(...args)),
+  });
+  const clock = new ManualClock();
+  const manager = new InstanceManager({ port: flaky, clock, logger: silentLogger, address: 'a:1', loader: { load: async () => ({ methods: ['hello'], health: false, factory: () => greeter([]) }) } });
+  await manager.start();
+  await port.txn([], [{ type: 'put', key: ASSIGNMENT, value: '{}' }]);
+  await clock.advance(120_000);
+  await manager.settled();
+  t.true(refusals < 0);
+  t.is((JSON.parse((await port.get(INSTANCE))!.value) as { state: string }).state, 'ACTIVE');
+});
