@@ -17,7 +17,7 @@ import type { ClusterPort } from '../node/cluster-port.ts';
 import { VERSION_ROUTING_PREFIX, parseVersionRoutingKey, requireArtifactBase, type ArtifactBase } from '../slices/keys.ts';
 import { toServiceError } from '../transport/grpc-errors.ts';
 import { approveStep, cancelUpdate, completeUpdate, pauseUpdate, promoteUpdate, resumeUpdate, rollbackUpdate, setRouting, type CommandOptions, type CommandResult } from '../updates/commands.ts';
-import type { HealthSource } from '../updates/facts.ts';
+import { healthWindowMs, type HealthSource } from '../updates/facts.ts';
 import { evaluateHealth } from '../updates/health-gate.ts';
 import { UpdateOperations, requireState, type CommandOutcome, type StoredUpdate } from '../updates/operations.ts';
 import { recordSteps } from '../updates/plan.ts';
@@ -232,7 +232,7 @@ export function updatesService(options: UpdatesServiceOptions): UntypedServiceIm
         throw new NotLeaderError(leader.id, 'update health is aggregated by the leader; ask it', leader.address);
       }
       const { record } = await ops.get(req.update_id);
-      const windowMs = Math.min(record.healthGate.intervalMs, options.healthWindowMsMax);
+      const windowMs = healthWindowMs(record, options.healthWindowMsMax);
       const snapshot = (version: string): VersionHealth | undefined => options.health.snapshot(record.base, version, { windowMs });
       const [oldHealth, newHealth] = [snapshot(record.oldVersion), snapshot(record.newVersion)];
       const evaluation = evaluateHealth(record, newHealth, options.wallClockMs());

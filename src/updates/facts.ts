@@ -42,14 +42,26 @@ export function routingFact(value: string | undefined): RoutingRecord | undefine
 }
 
 /**
- * The new version's health over one evaluation interval (at most `windowMsMax`, the source's
- * span), only in the states where the gate runs; undefined when the source has no calls or fails
- * (an inconclusive evaluation, never a breach).
+ * Added to the evaluation interval to make the window the gate reads. The aggregator's newest
+ * bucket is the second still filling (nodes push once a second), so a window of exactly one
+ * interval can hold less than an interval of calls, and nothing at all right after a second
+ * starts: with a 1-second interval every evaluation could land on an empty bucket.
+ */
+export const HEALTH_WINDOW_SLACK_MS = 1000;
+
+/** The window the gate judges: one evaluation interval plus the slack, at most `windowMsMax`. */
+export function healthWindowMs(record: UpdateRecord, windowMsMax: number): number {
+  return Math.min(record.healthGate.intervalMs + HEALTH_WINDOW_SLACK_MS, windowMsMax);
+}
+
+/**
+ * The new version's health over `healthWindowMs`, only in the states where the gate runs;
+ * undefined when the source has no calls or fails (an inconclusive evaluation, never a breach).
  */
 export function healthFact(record: UpdateRecord, source: HealthSource, windowMsMax: number, onError: (error: unknown) => void = () => {}): VersionHealth | undefined {
   if (!MONITORED_STATES.includes(record.state)) return undefined;
   try {
-    return source.snapshot(record.base, record.newVersion, { windowMs: Math.min(record.healthGate.intervalMs, windowMsMax) });
+    return source.snapshot(record.base, record.newVersion, { windowMs: healthWindowMs(record, windowMsMax) });
   } catch (error) {
     onError(error);
     return undefined;

@@ -131,6 +131,7 @@ for (const [what, bad] of [
     const firstBreach = paused.healthGate.lastBreachAt!;
     t.true(rollback.initiatedAt - firstBreach <= 2 * 10_000 + 1000, `decided ${rollback.initiatedAt - firstBreach} ms after the first breach`);
     const done = await h.until(id, UpdateHarness.inState('ROLLED_BACK'));
+    t.deepEqual(new Set(h.windowsAsked), new Set([11_000]), 'one evaluation interval plus the second still filling');
     t.is(h.blueprintCount('2.0.0'), undefined, 'new version stopped');
     t.is(h.blueprintCount('1.0.0'), 4);
     t.is(done.rollback!.rolledBackCount, 4);

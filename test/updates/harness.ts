@@ -47,6 +47,8 @@ export class UpdateHarness {
   readonly healthByVersion = new Map<string, VersionHealth | undefined>();
   /** Most ACTIVE instances per version (unset = no cap). */
   readonly caps = new Map<string, number>();
+  /** The windows the controllers asked the health source for. */
+  readonly windowsAsked: number[] = [];
   /** Every step committed by every controller, in order. */
   readonly commits: CommittedStep[] = [];
   readonly ops: UpdateOperations;
@@ -75,7 +77,12 @@ export class UpdateHarness {
       clock: this.clock,
       wallClockMs: this.wall,
       logger: silentLogger,
-      health: { snapshot: (_base, version) => this.healthByVersion.get(version) },
+      health: {
+        snapshot: (_base, version, { windowMs }) => {
+          this.windowsAsked.push(windowMs);
+          return this.healthByVersion.get(version);
+        },
+      },
       onCommit: (event) => {
         this.commits.push(event);
         if (this.failoverAfterEachCommit) this.failover();
