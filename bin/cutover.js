@@ -21,10 +21,10 @@ function commandName(args) {
   return undefined;
 }
 
-/** True when dist/build-stamp.json exists and every source it lists has the mtime it recorded. */
+/** True when dist/cli/build-stamp.json exists and every source it lists has the mtime it recorded. */
 function buildIsFresh() {
   try {
-    const { sources } = JSON.parse(readFileSync(new URL('dist/build-stamp.json', root), 'utf8'));
+    const { sources } = JSON.parse(readFileSync(new URL('dist/cli/build-stamp.json', root), 'utf8'));
     return Object.entries(sources).every(([file, mtimeMs]) => statSync(new URL(file, root)).mtimeMs === mtimeMs);
   } catch {
     return false;

@@ -1,8 +1,8 @@
 /**
  * CLI start-up: time from spawning `cutover cluster status` to the first byte on its stdout, over
  * `--runs` runs (after two warm-up runs that fill the reflection cache), as p50/p90. Also the time
- * to exit, and the same for each way of running the CLI: the `cutover` bin (dist/ when fresh), the
- * precompiled dist/ directly, and the TypeScript sources through tsx.
+ * to exit, and the same for each way of running the CLI, taken in turn: the `cutover` bin (the
+ * bundle in dist/cli when fresh), the bundle directly, and the TypeScript sources through tsx.
  *
  *   npx tsx bench/cli/startup.ts [--runs 20] [--endpoints host:port,…] [--start-cluster]
  *
@@ -90,6 +90,8 @@ async function startCluster(): Promise<{ endpoints: string; stop: () => Promise<
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
   const cluster = options.startCluster ? await startCluster() : undefined;
+  // The local cluster deploys its example slice as it starts: let that settle first.
+  if (cluster !== undefined) await sleep(5000);
   const endpoints = cluster?.endpoints ?? options.endpoints;
   const cacheDir = mkdtempSync(path.join(os.tmpdir(), 'cutover-bench-cache-'));
   const env = { ...process.env, CUTOVER_ENDPOINTS: endpoints, CUTOVER_CACHE_DIR: cacheDir, NO_COLOR: '1' };
@@ -102,12 +104,13 @@ async function main(): Promise<void> {
     console.log(`cutover cluster status against ${endpoints}; ${options.runs} runs per way, after 2 warm-up runs`);
     console.log(`node ${process.version}, ${os.cpus().length} cores, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} at start`);
     console.log('\nway                   first byte p50   p90    exit p50   p90   (ms)');
-    for (const [name, args] of variants) {
-      for (let i = 0; i < 2; i++) await runOnce(args, env);
-      const samples: Sample[] = [];
-      for (let i = 0; i < options.runs; i++) samples.push(await runOnce(args, env));
-      const first = samples.map((s) => s.firstByteMs).sort((a, b) => a - b);
-      const exit = samples.map((s) => s.exitMs).sort((a, b) => a - b);
+    // Round-robin over the ways, so that a busy moment of the machine hits them alike.
+    for (const [, args] of variants) for (let i = 0; i < 2; i++) await runOnce(args, env);
+    const samples = variants.map((): Sample[] => []);
+    for (let i = 0; i < options.runs; i++) for (const [v, [, args]] of variants.entries()) samples[v]!.push(await runOnce(args, env));
+    for (const [v, [name]] of variants.entries()) {
+      const first = samples[v]!.map((s) => s.firstByteMs).sort((a, b) => a - b);
+      const exit = samples[v]!.map((s) => s.exitMs).sort((a, b) => a - b);
       const cell = (v: number): string => v.toFixed(0).padStart(6);
       console.log(`${name.padEnd(20)}  ${cell(percentile(first, 50))}      ${cell(percentile(first, 90))}  ${cell(percentile(exit, 50))} ${cell(percentile(exit, 90))}`);
     }

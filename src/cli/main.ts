@@ -8,6 +8,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { CutoverError } from '../util/errors.ts';
 import { EXIT, UsageError, errorLine, exitCodeOf } from './cli-errors.ts';
 import { registerClusterCommands } from './commands/cluster-commands.ts';
@@ -93,6 +94,8 @@ function parseKeyValues(flag: string, text: string): Record<string, string> {
 let runsNodes = false;
 program.hook('preAction', (_program, command) => {
   runsNodes = command.name() === 'node' || command.name() === 'local';
+  // Which build runs (dist/ or the sources through tsx; see bin/cutover.js).
+  if (program.opts<{ debug?: boolean }>().debug === true) console.error(`cutover: running ${fileURLToPath(import.meta.url)} on node ${process.version}`);
 });
 
 /** Usage errors on one line, with where to look: `cutover: <problem> — see `cutover kv get --help``. */

@@ -55,3 +55,14 @@ test.serial('golden: the same command gives the same JSON twice (stable for scri
   t.is(first.stdout, second.stdout);
   assertGolden(t, 'slice-list-json', first.stdout);
 });
+
+test.serial('golden: the sources through tsx print what the bundle prints', async (t) => {
+  const bundled = await cli.run(['slice', 'list', '--debug']);
+  const sources = await cli.run(['slice', 'list', '--debug'], { env: { CUTOVER_FROM_SOURCE: '1' } });
+  t.is(sources.code, 0, sources.stderr);
+  t.regex(sources.stderr, /running .*src\/cli\/main\.ts/);
+  t.is(sources.stdout, bundled.stdout);
+  // bin/cutover.js runs the bundle when `npm run build` made one and the sources have not changed since.
+  if (/running .*dist\/cli\/main\.js/.test(bundled.stderr)) t.log('bundle (dist/cli) compared with the sources');
+  else t.log('no fresh bundle: both runs used the sources (run `npm run build`)');
+});

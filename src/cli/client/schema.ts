@@ -7,11 +7,8 @@
  * field (defaults filled in), 64-bit integers as numbers, enums as their names and bytes as
  * base64, so `-o json` output has one stable shape per message.
  */
-import { createRequire } from 'node:module';
 import protobuf from 'protobufjs';
 import { UsageError } from '../cli-errors.ts';
-
-const require = createRequire(import.meta.url);
 
 /** What a decoded message looks like: `toObject` with these options. */
 export const DECODE_OPTIONS: protobuf.IConversionOptions = { longs: Number, enums: String, bytes: String, defaults: true, arrays: true, objects: true, oneofs: false };
@@ -38,13 +35,17 @@ interface DescriptorExtension {
 }
 type RootWithDescriptors = typeof protobuf.Root & { fromDescriptor(set: protobuf.Message): protobuf.Root };
 
-function descriptorExtension(): DescriptorExtension {
-  return require('protobufjs/ext/descriptor') as DescriptorExtension;
+/**
+ * protobufjs' descriptor extension (it adds `Root.fromDescriptor`), loaded on first use: only a
+ * cache miss pays for it.
+ */
+async function descriptorExtension(): Promise<DescriptorExtension> {
+  return (await import('protobufjs/ext/descriptor/index.js')).default as unknown as DescriptorExtension;
 }
 
 /** Names of files that `files` import but do not include (reflection may leave them to be asked for). */
-export function missingDependencies(files: readonly Uint8Array[]): string[] {
-  const descriptor = descriptorExtension();
+export async function missingDependencies(files: readonly Uint8Array[]): Promise<string[]> {
+  const descriptor = await descriptorExtension();
   const protos = files.map((bytes) => descriptor.FileDescriptorProto.decode(bytes) as unknown as { name: string; dependency: string[] });
   const present = new Set(protos.map((p) => p.name));
   return [...new Set(protos.flatMap((p) => p.dependency))].filter((name) => !present.has(name));
@@ -58,12 +59,9 @@ export class ApiSchema {
     readonly services: readonly string[],
   ) {}
 
-  /**
-   * Builds the Root from serialized FileDescriptorProtos (any order; every dependency must be
-   * among them). Loads protobufjs' descriptor extension on first use: only a cache miss pays it.
-   */
-  static fromFileDescriptors(files: readonly Uint8Array[], services: readonly string[]): ApiSchema {
-    const descriptor = descriptorExtension();
+  /** Builds the Root from serialized FileDescriptorProtos (any order; every dependency must be among them). */
+  static async fromFileDescriptors(files: readonly Uint8Array[], services: readonly string[]): Promise<ApiSchema> {
+    const descriptor = await descriptorExtension();
     const protos = files.map((bytes) => descriptor.FileDescriptorProto.decode(bytes));
     const set = descriptor.FileDescriptorSet.create({ file: protos });
     const root = (protobuf.Root as RootWithDescriptors).fromDescriptor(set);

@@ -303,11 +303,11 @@ export class Session {
     };
     add(await reflection.files(services.map((s) => ({ file_containing_symbol: s })), this.deadline()));
     for (let round = 0; round < DEPENDENCY_ROUNDS_MAX; round++) {
-      const missing = missingDependencies([...files.values()]);
+      const missing = await missingDependencies([...files.values()]);
       if (missing.length === 0) break;
       add(await reflection.files(missing.map((name) => ({ file_by_filename: name })), this.deadline()));
     }
-    return { schema: ApiSchema.fromFileDescriptors([...files.values()], services), fileHashes: [...files.keys()] };
+    return { schema: await ApiSchema.fromFileDescriptors([...files.values()], services), fileHashes: [...files.keys()] };
   }
 
   private client(endpoint: string): grpc.Client {

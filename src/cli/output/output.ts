@@ -70,7 +70,8 @@ let yamlStringify: ((data: unknown) => string) | undefined;
 /** Loads what the format needs before a command prints (the yaml package only for -o yaml). */
 export async function prepareOutput(output: Output): Promise<void> {
   // Loaded only for -o yaml: the yaml package costs tens of milliseconds at start-up.
-  if (output.format === 'yaml' && yamlStringify === undefined) yamlStringify = (await import('yaml')).stringify;
+  // `default` is the CommonJS module.exports, in Node's ESM and in the esbuild bundle alike.
+  if (output.format === 'yaml' && yamlStringify === undefined) yamlStringify = (await import('yaml')).default.stringify;
 }
 
 function toYaml(data: unknown): string {
