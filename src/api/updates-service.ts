@@ -188,6 +188,15 @@ export function newEntries(previous: UpdateRecord | undefined, record: UpdateRec
   return record.log.slice(Math.max(0, record.log.length - count));
 }
 
+function routingJson(value: string): { updateId?: unknown; oldVersion?: unknown; newVersion?: unknown; newWeight?: unknown; oldWeight?: unknown } | undefined {
+  try {
+    const json: unknown = JSON.parse(value);
+    return typeof json === 'object' && json !== null && !Array.isArray(json) ? json : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function parsed(value: string | undefined): UpdateRecord | undefined {
   if (value === undefined) return undefined;
   const result = parseUpdateRecord(value);
@@ -320,7 +329,8 @@ function watch(port: ClusterPort, call: ServerWritableStream<{ from_revision: nu
         continue;
       }
       const base = parseVersionRoutingKey(event.kv.key);
-      const routing = event.type === 'put' ? (JSON.parse(event.kv.value) as { updateId?: unknown; oldVersion?: unknown; newVersion?: unknown; newWeight?: unknown; oldWeight?: unknown }) : undefined;
+      const routing = event.type === 'put' ? routingJson(event.kv.value) : undefined;
+      if (event.type === 'put' && routing === undefined) continue; // unreadable: the routing table ignores it too
       const id = typeof routing?.updateId === 'string' ? routing.updateId : '';
       if (base === undefined || (updateId !== '' && id !== updateId) || (artifact !== undefined && base !== artifact)) continue;
       const change = {
@@ -338,12 +348,7 @@ function watch(port: ClusterPort, call: ServerWritableStream<{ from_revision: nu
   let replay: { revision: number; message: Record<string, unknown> }[] | undefined = [];
   const send = (events: readonly WatchEvent[]): void => {
     if (ended) return;
-    let messages: { revision: number; message: Record<string, unknown> }[];
-    try {
-      messages = toMessages(events);
-    } catch {
-      return; // an unreadable routing value: the routing table ignores it, and so does the stream
-    }
+    const messages = toMessages(events);
     if (replay !== undefined) {
       replay.push(...messages);
       return;

@@ -14,7 +14,8 @@ import * as grpc from '@grpc/grpc-js';
 import { addInvokeService } from '../../src/api/invoke-service.ts';
 import { loadManagementDefinition } from '../../src/api/protos.ts';
 import { addManagementApi } from '../../src/api/server.ts';
-import { nodeClusterPort } from '../../src/node/cluster-port.ts';
+import { MemoryClusterPort, nodeClusterPort } from '../../src/node/cluster-port.ts';
+import { updatesService } from '../../src/api/updates-service.ts';
 import { CutoverNode } from '../../src/node/node.ts';
 import { SliceHost } from '../../src/node/slice-host.ts';
 import { UpdatesHost } from '../../src/node/updates-host.ts';
@@ -259,4 +260,23 @@ test('Rollback commits routing 0:1 with the acknowledgement; RollbackTo, Cancel 
     watch.on('data', () => {});
   });
   t.is(error.code, grpc.status.INVALID_ARGUMENT);
+});
+
+test('Health on a follower answers NOT_LEADER with the leader id and address to follow', async (t) => {
+  const port = new MemoryClusterPort(2, false);
+  const service = updatesService({
+    port,
+    clock: realClock,
+    wallClockMs: epochMs,
+    health: { snapshot: () => undefined },
+    healthWindowMsMax: 60_000,
+    leader: () => ({ id: 1, address: '127.0.0.1:7001' }),
+    nodeDownAfterMs: 15_000,
+    nodeInstancesMax: 64,
+  }) as Record<string, (call: { request: object }, callback: (error: Partial<grpc.ServiceError> | null) => void) => void>;
+  const error = await new Promise<Partial<grpc.ServiceError> | null>((resolve) => service.Health!({ request: { update_id: 'u1' } }, resolve));
+  t.is(error?.code, grpc.status.FAILED_PRECONDITION);
+  t.is(error?.metadata?.get('cutover-error-code')[0], 'NOT_LEADER');
+  t.is(error?.metadata?.get('cutover-leader-id')[0], '1');
+  t.is(error?.metadata?.get('cutover-leader-address')[0], '127.0.0.1:7001');
 });
