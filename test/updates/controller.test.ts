@@ -309,3 +309,25 @@ test('the controller acts only while leading, and a deposed controller commits n
   t.true(h.controller.status().active);
   t.true(h.controller.status().stepsCommitted >= 4);
 });
+
+test('a step that loses its compare to an operator command is computed again from the new record', async (t) => {
+  const h = new UpdateHarness();
+  h.healthByVersion.set('2.0.0', HEALTHY);
+  const id = await start(h, { strategy: 'CANARY' });
+  await h.until(id, (r) => r.stepIndex === 1);
+  // Right before the controller's next proposal, an operator pauses the update (a write that wins the race).
+  const txn = h.port.txn.bind(h.port);
+  let raced = false;
+  h.port.txn = async (compare, success, failure) => {
+    if (!raced && success.some((op) => op.type === 'put' && op.key === updateKey(id))) {
+      raced = true;
+      await h.ops.command(id, (r, nowMs) => pauseUpdate(r, { actor: alice, nowMs, reason: 'race' }));
+    }
+    return txn(compare, success, failure);
+  };
+  await h.advance(120_000, 1000);
+  t.true(raced);
+  t.true(h.controller.status().conflicts >= 1);
+  t.like(h.record(id), { stepIndex: 1, paused: true, pauseReason: 'race' });
+  t.false(h.stepsOf(id).includes('route 1:3 (step 2/5)'), 'the step computed from the old record never committed');
+});
