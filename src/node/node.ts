@@ -448,8 +448,9 @@ export class CutoverNode {
   /**
    * The Ready contract (src/raft/types.ts): early messages go at once (the leader's appends, so
    * the followers write while the leader does: its own log counts toward a commit only after
-   * advance()), the write starts, committed entries (durable here already) are applied while it
-   * runs, and once it is done the messages that promise what it made durable go.
+   * advance()), the write starts, committed entries (durable here already) are applied and reads
+   * whose index they reach are answered while it runs, and once it is done the messages that
+   * promise what it made durable go.
    */
   private async handleReady(rd: Ready): Promise<void> {
     if (rd.softState !== undefined && rd.softState.leader !== this.leader) this.leaderChanged(rd.softState.leader);
@@ -463,12 +464,15 @@ export class CutoverNode {
       await Promise.resolve();
     }
     for (const entry of rd.committedEntries) this.applyEntry(entry);
+    for (const rs of rd.readStates) this.readIndexReady(rs.context, rs.index);
+    this.appliedWaiters.appliedTo(this.appliedIndex);
     await saving;
     // Only now may these go: they promise what was just made durable.
     if (rd.messages.length > 0) this.options.transport.send(rd.messages);
-    if (rd.snapshot !== undefined) this.restoreSnapshot(rd.snapshot);
-    for (const rs of rd.readStates) this.readIndexReady(rs.context, rs.index);
-    this.appliedWaiters.appliedTo(this.appliedIndex);
+    if (rd.snapshot !== undefined) {
+      this.restoreSnapshot(rd.snapshot);
+      this.appliedWaiters.appliedTo(this.appliedIndex);
+    }
     if (this.appliedIndex - this.snapshotIndex >= this.settings.snapshotEntries) await this.takeSnapshot();
   }
 

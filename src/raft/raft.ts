@@ -28,7 +28,6 @@ export class Raft {
   vote = NONE;
   lead = NONE;
   role: Role = 'follower';
-  /** Progress of every member (voters and learners), this peer included. */
   /**
    * Progress of every member (voters and learners), this peer included. This peer's own `match`
    * is the last index of its log that is durable (RawNode.advance reports it), never more: a

@@ -122,8 +122,8 @@ export const EARLY_MESSAGE_TYPES: ReadonlySet<MessageType> = new Set<MessageType
 
 /**
  * What the driver must do next, in this order (the Ready contract):
- * 0. it may send `earlyMessages` at once, and apply `committedEntries` (in order), before or
- *    while step 1 runs (or do either later, in steps 2 and 3);
+ * 0. it may send `earlyMessages` at once, apply `committedEntries` (in order) and act on
+ *    `readStates`, before or while step 1 runs (or do any of it later, in steps 2 and 3);
  * 1. persist `snapshot` (if any), `entries` and `hardState` (if any) in one atomic write, synced
  *    when `mustSync`;
  * 2. send `messages` (only after step 1, since they promise what was persisted);
