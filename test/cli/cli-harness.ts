@@ -28,20 +28,26 @@ export class CliRunner {
     private readonly env: Record<string, string> = {},
   ) {}
 
-  run(args: readonly string[], { env = {}, input }: { env?: Record<string, string>; input?: string } = {}): Promise<CliResult> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [BIN, ...args], {
-        env: { ...process.env, CUTOVER_ENDPOINTS: this.endpoints, CUTOVER_CACHE_DIR: this.cacheDir, NO_COLOR: '1', TZ: 'UTC', COLUMNS: '80', ...this.env, ...env },
-        stdio: ['pipe', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  run(args: readonly string[], options: { env?: Record<string, string>; input?: string } = {}): Promise<CliResult> {
+    return this.start(args, options).done;
+  }
+
+  /** Starts a run without waiting for it: `stdout()` is what it printed so far. */
+  start(args: readonly string[], { env = {}, input }: { env?: Record<string, string>; input?: string } = {}): { stdout: () => string; done: Promise<CliResult> } {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { ...process.env, CUTOVER_ENDPOINTS: this.endpoints, CUTOVER_CACHE_DIR: this.cacheDir, NO_COLOR: '1', TZ: 'UTC', COLUMNS: '80', ...this.env, ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.stdin.end(input ?? '');
+    const done = new Promise<CliResult>((resolve, reject) => {
       child.on('error', reject);
       child.on('close', (code) => resolve({ code, stdout, stderr }));
-      child.stdin.end(input ?? '');
     });
+    return { stdout: () => stdout, done };
   }
 
   /** Runs with `-o json`, expects exit 0, and parses stdout. */

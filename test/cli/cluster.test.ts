@@ -104,10 +104,17 @@ test.serial('leader following: the node the CLI contacts first is killed (the le
   const leader = await cluster.waitForLeader();
   const cli = cliStartingAt(leader);
   t.teardown(() => cli.dispose());
-  t.true((await cli.json<{ revision: number }>(['kv', 'put', 'follow/before', '1'])).revision > 0);
+  const before = await cli.json<{ revision: number }>(['kv', 'put', 'follow/before', '1']);
+  // A watch on the node about to die: it sees the first put, then resumes on another node.
+  const watch = cli.start(['kv', 'watch', 'follow/', '--rev', String(before.revision), '--count', '2', '-o', 'json', '--timeout', '20s', '--debug']);
+  await waitFor('the watch to print the first put', () => watch.stdout().includes('follow/before'), { attempts: 100, intervalMs: 100 });
   await cluster.kill(leader);
   // Writes and reads go to the next endpoint; a leader-only change follows the new leader.
   t.true((await cli.json<{ revision: number }>(['kv', 'put', 'follow/after', '2', '--timeout', '20s'])).revision > 0);
+  const watched = await watch.done;
+  t.is(watched.code, 0, watched.stderr);
+  t.regex(watched.stderr, /trying 127\.0\.0\.1:\d+/, 'the watch moved to another node');
+  t.deepEqual(watched.stdout.trim().split('\n').map((line) => (JSON.parse(line) as { kv: { key: string } }).kv.key), ['follow/before', 'follow/after']);
   t.like(await cli.json(['kv', 'get', 'follow/before']), { found: true, kv: { value: '1' } });
   const status = await waitFor('a new leader', async () => {
     const s = await cli.json<ClusterStatus>(['cluster', 'status']);

@@ -97,12 +97,10 @@ export class Session {
   private current = 0;
   private readonly clients = new Map<string, grpc.Client>();
   private schemaValue: ApiSchema | undefined;
-  private readonly deadlineEpochMs: number;
   private readonly startedMs = monotonicClock.nowMs();
 
   constructor(private readonly options: SessionOptions) {
     this.endpoints = [...options.endpoints];
-    this.deadlineEpochMs = epochMs() + options.timeoutMs;
   }
 
   /** The endpoint calls go to now. */
@@ -134,14 +132,14 @@ export class Session {
           this.current = (this.current + 1) % this.endpoints.length;
         }
       }
-      if (round === CONNECT_ROUNDS_MAX || !(await this.pause(backoffMs(round)))) break;
+      if (round === CONNECT_ROUNDS_MAX || !(await this.pause(backoffMs(round), this.startedMs))) break;
     }
     throw new UnreachableError(this.endpoints, lastError);
   }
 
   /** A unary call with the failover rules of the module comment. */
   async unary(reference: string, request: MessageObject, options: CallOptions): Promise<MessageObject> {
-    return this.withFailover(reference, options, (client, method, endpoint) => this.unaryOn(client, method, endpoint, request, this.deadline()));
+    return this.withFailover(reference, options, (client, method, endpoint, deadline) => this.unaryOn(client, method, endpoint, request, deadline));
   }
 
   /** A unary call to one endpoint, no failover: for fan-out reads such as every member's status. */
@@ -155,9 +153,9 @@ export class Session {
 
   /** A client-streaming call: sends `messages` in order, then half-closes. */
   async clientStream(reference: string, messages: readonly MessageObject[], options: CallOptions): Promise<MessageObject> {
-    return this.withFailover(reference, options, (client, method, endpoint) =>
+    return this.withFailover(reference, options, (client, method, endpoint, deadline) =>
       new Promise((resolve, reject) => {
-        const stream = client.makeClientStreamRequest(method.path, (m: MessageObject) => encodeMessage(method.request, m), (b: Buffer) => decodeMessage(method.response, b), new grpc.Metadata(), { deadline: this.deadline() }, (error, response) =>
+        const stream = client.makeClientStreamRequest(method.path, (m: MessageObject) => encodeMessage(method.request, m), (b: Buffer) => decodeMessage(method.response, b), new grpc.Metadata(), { deadline }, (error, response) =>
           error !== null || response === undefined ? reject(error ?? new CutoverError('RPC_FAILED', `${endpoint}: empty reply`)) : resolve(response),
         );
         for (const message of messages) stream.write(message);
@@ -169,30 +167,36 @@ export class Session {
   /**
    * A server-streaming call without a deadline: `onMessage` sees each message until the server
    * ends the stream or `onMessage` returns false. `request()` is called for every attempt, so a
-   * stream resumed on another node can start where the last one stopped.
+   * stream resumed on another node can start where the last one stopped. A message renews the
+   * retry budget: a watch that ran for hours still fails over within --timeout of losing its node.
    */
   async serverStream(reference: string, request: () => MessageObject, onMessage: (message: MessageObject) => boolean, options: CallOptions): Promise<void> {
-    return this.withFailover(reference, options, (client, method) =>
-      new Promise<void>((resolve, reject) => {
-        const stream = client.makeServerStreamRequest(method.path, (m: MessageObject) => encodeMessage(method.request, m), (b: Buffer) => decodeMessage(method.response, b), request(), new grpc.Metadata(), {});
-        let stopped = false;
-        stream.on('data', (message: MessageObject) => {
-          if (stopped || onMessage(message)) return;
-          stopped = true;
-          stream.cancel();
-          resolve();
-        });
-        stream.on('error', (error: grpc.ServiceError) => (stopped ? resolve() : reject(error)));
-        stream.on('end', () => resolve());
-      }),
+    return this.withFailover(
+      reference,
+      options,
+      (client, method, _endpoint, _deadline, progress) =>
+        new Promise<void>((resolve, reject) => {
+          const stream = client.makeServerStreamRequest(method.path, (m: MessageObject) => encodeMessage(method.request, m), (b: Buffer) => decodeMessage(method.response, b), request(), new grpc.Metadata(), {});
+          let stopped = false;
+          stream.on('data', (message: MessageObject) => {
+            progress();
+            if (stopped || onMessage(message)) return;
+            stopped = true;
+            stream.cancel();
+            resolve();
+          });
+          stream.on('error', (error: grpc.ServiceError) => (stopped ? resolve() : reject(error)));
+          stream.on('end', () => resolve());
+        }),
+      { renewable: true },
     );
   }
 
   /** A bidirectional call: sends `messages`, half-closes, and hands each answer to `onMessage`. */
   async bidiStream(reference: string, messages: readonly MessageObject[], onMessage: (message: MessageObject) => void, options: CallOptions): Promise<void> {
-    return this.withFailover(reference, options, (client, method) =>
+    return this.withFailover(reference, options, (client, method, _endpoint, deadline) =>
       new Promise<void>((resolve, reject) => {
-        const stream = client.makeBidiStreamRequest(method.path, (m: MessageObject) => encodeMessage(method.request, m), (b: Buffer) => decodeMessage(method.response, b), new grpc.Metadata(), { deadline: this.deadline() });
+        const stream = client.makeBidiStreamRequest(method.path, (m: MessageObject) => encodeMessage(method.request, m), (b: Buffer) => decodeMessage(method.response, b), new grpc.Metadata(), { deadline });
         stream.on('data', (message: MessageObject) => onMessage(message));
         stream.on('error', reject);
         stream.on('end', () => resolve());
@@ -210,25 +214,48 @@ export class Session {
 
   /** Milliseconds left of the command's --timeout. */
   remainingMs(): number {
-    return this.options.timeoutMs - (monotonicClock.nowMs() - this.startedMs);
+    return this.remainingFromMs(this.startedMs);
   }
 
-  private deadline(): number {
-    return this.deadlineEpochMs;
+  /** Milliseconds left of a --timeout budget that started at `startMs` (monotonic). */
+  private remainingFromMs(startMs: number): number {
+    return this.options.timeoutMs - (monotonicClock.nowMs() - startMs);
   }
 
-  private async withFailover<T>(reference: string, options: CallOptions, attempt: (client: grpc.Client, method: MethodSchema, endpoint: string) => Promise<T>): Promise<T> {
+  /** The command's deadline as grpc-js wants it (epoch milliseconds). */
+  private deadline(startMs = this.startedMs): number {
+    return epochMs() + this.remainingFromMs(startMs);
+  }
+
+  /**
+   * Runs `attempt` with the failover rules of the module comment, within the command's --timeout,
+   * or (`renewable`) within --timeout of the last `progress()` the attempt reported.
+   */
+  private async withFailover<T>(
+    reference: string,
+    options: CallOptions,
+    attempt: (client: grpc.Client, method: MethodSchema, endpoint: string, deadline: number, progress: () => void) => Promise<T>,
+    { renewable }: { renewable: boolean } = { renewable: false },
+  ): Promise<T> {
     const method = (await this.schema(serviceOf(reference))).method(reference);
+    let budgetStartMs = renewable ? monotonicClock.nowMs() : this.startedMs;
     let hops = 0;
     let failures = 0;
+    const progress = (): void => {
+      if (!renewable) return;
+      budgetStartMs = monotonicClock.nowMs();
+      hops = 0;
+      failures = 0;
+    };
     for (;;) {
       const endpoint = this.endpoint;
       const client = this.client(endpoint);
       let sent = false;
       try {
-        await connectChannel(client, endpoint, this.deadline());
+        const deadline = this.deadline(budgetStartMs);
+        await connectChannel(client, endpoint, deadline);
         sent = true;
-        return await attempt(client, method, endpoint);
+        return await attempt(client, method, endpoint, deadline, progress);
       } catch (raw) {
         const error = toCutoverError(raw, endpoint);
         if (error instanceof NotLeaderError && error.leaderAddress !== undefined && error.leaderAddress !== endpoint && hops < LEADER_HOPS_MAX) {
@@ -240,7 +267,7 @@ export class Session {
         // Not sent, refused before the log, or no leader yet: safe to repeat; else only if idempotent.
         const retryable = !sent || error instanceof NotLeaderError || error.code === 'PROPOSAL_DROPPED' || (options.idempotent && (error.code === 'UNAVAILABLE' || error.code === 'NODE_STOPPED'));
         failures++;
-        if (!retryable || failures > CALL_RETRIES_MAX || !(await this.pause(backoffMs(failures)))) throw this.finalError(error, sent);
+        if (!retryable || failures > CALL_RETRIES_MAX || !(await this.pause(backoffMs(failures), budgetStartMs))) throw this.finalError(error, sent);
         this.trace(`${endpoint}: ${error.message}; trying ${this.endpoints[(this.current + 1) % this.endpoints.length]}`);
         this.current = (this.current + 1) % this.endpoints.length;
       }
@@ -254,9 +281,9 @@ export class Session {
     return error;
   }
 
-  /** Sleeps `ms` unless that would pass the deadline; false when there is no time left. */
-  private async pause(ms: number): Promise<boolean> {
-    if (this.remainingMs() <= ms) return false;
+  /** Sleeps `ms` unless that would pass the budget that started at `startMs`; false when no time is left. */
+  private async pause(ms: number, startMs: number): Promise<boolean> {
+    if (this.remainingFromMs(startMs) <= ms) return false;
     await sleep(ms);
     return true;
   }
