@@ -9,7 +9,8 @@
  * - UNAVAILABLE moves an idempotent call to the next endpoint, after a back-off. A call that may
  *   have reached a node is not repeated unless it is idempotent: a channel is connected before a
  *   call is sent on it, so a refused connection is known not to have sent anything.
- * - Everything, retries included, ends by the command's --timeout.
+ * - Everything, retries included, ends by the command's --timeout; one endpoint gets at most 3 s to
+ *   connect and answer reflection before the next is tried.
  */
 import * as grpc from '@grpc/grpc-js';
 import { monotonicClock } from '../../platform/clock.ts';
@@ -42,6 +43,12 @@ export interface CallOptions {
 
 const BACKOFF_INITIAL_MS = 100;
 const BACKOFF_MAX_MS = 1000;
+/**
+ * Longest wait for one endpoint to connect and answer reflection, within the command's budget: a
+ * stopped or wedged node (the kernel still accepts its connections) must not use up --timeout
+ * before the next endpoint is tried.
+ */
+const ENDPOINT_WAIT_MS_MAX = 3000;
 /** Rounds over every endpoint before the cluster counts as unreachable. */
 const CONNECT_ROUNDS_MAX = 4;
 /** Leader redirects followed by one call. */
@@ -121,12 +128,14 @@ export class Session {
         const endpoint = this.endpoint;
         try {
           const client = this.client(endpoint);
-          await connectChannel(client, endpoint, this.deadline());
-          this.schemaValue = await this.learn(client, endpoint, service);
+          const deadline = Math.min(this.deadline(), epochMs() + ENDPOINT_WAIT_MS_MAX);
+          await connectChannel(client, endpoint, deadline);
+          this.schemaValue = await this.learn(client, endpoint, service, deadline);
           this.trace(`using ${endpoint}`);
           return this.schemaValue;
         } catch (error) {
-          if (error instanceof ReflectionUnavailableError || !(error instanceof CutoverError ? error.code === 'UNAVAILABLE' : isUnavailable(error))) throw toCutoverError(error, endpoint);
+          const unanswered = error instanceof CutoverError ? error.code === 'UNAVAILABLE' : isUnavailable(error) || (error as grpc.ServiceError).code === grpc.status.DEADLINE_EXCEEDED;
+          if (error instanceof ReflectionUnavailableError || !unanswered) throw toCutoverError(error, endpoint);
           lastError = error instanceof Error ? error.message : String(error);
           this.trace(`${endpoint} unreachable: ${lastError}`);
           this.current = (this.current + 1) % this.endpoints.length;
@@ -253,7 +262,7 @@ export class Session {
       let sent = false;
       try {
         const deadline = this.deadline(budgetStartMs);
-        await connectChannel(client, endpoint, deadline);
+        await connectChannel(client, endpoint, Math.min(deadline, epochMs() + ENDPOINT_WAIT_MS_MAX));
         sent = true;
         return await attempt(client, method, endpoint, deadline, progress);
       } catch (raw) {
@@ -303,13 +312,13 @@ export class Session {
   }
 
   /** The cached schema if the endpoint confirms it, else a full discovery (then cached). */
-  private async learn(client: grpc.Client, endpoint: string, service: string | undefined): Promise<ApiSchema> {
+  private async learn(client: grpc.Client, endpoint: string, service: string | undefined, deadline: number): Promise<ApiSchema> {
     const reflection = new ReflectionClient(client, endpoint);
     const directory = this.options.cacheDirectory;
     const cached = directory === undefined ? undefined : readCachedSchema(directory, endpoint);
     const wanted = service === undefined ? undefined : cached?.services.find((s) => s === service || s.endsWith(`.${service}`));
     if (cached !== undefined && wanted !== undefined) {
-      const [files] = await reflection.files([{ file_containing_symbol: wanted }], this.deadline());
+      const [files] = await reflection.files([{ file_containing_symbol: wanted }], deadline);
       const known = new Set(cached.fileHashes);
       if (Array.isArray(files) && files.length > 0 && files.every((f) => known.has(fileHash(f)))) {
         this.trace(`${endpoint}: reflection cache confirmed for ${wanted}`);
@@ -317,22 +326,22 @@ export class Session {
       }
       this.trace(`${endpoint}: reflection cache is stale; discovering again`);
     }
-    const schema = await this.discover(reflection);
+    const schema = await this.discover(reflection, deadline);
     if (directory !== undefined) writeCachedSchema(directory, { endpoint, fileHashes: schema.fileHashes, services: schema.schema.services, root: schema.schema.toJSON() });
     return schema.schema;
   }
 
-  private async discover(reflection: ReflectionClient): Promise<{ schema: ApiSchema; fileHashes: string[] }> {
-    const services = await reflection.listServices(this.deadline());
+  private async discover(reflection: ReflectionClient, deadline: number): Promise<{ schema: ApiSchema; fileHashes: string[] }> {
+    const services = await reflection.listServices(deadline);
     const files = new Map<string, Uint8Array>();
     const add = (answers: (readonly Uint8Array[] | string)[]): void => {
       for (const answer of answers) if (typeof answer !== 'string') for (const f of answer) files.set(fileHash(f), f);
     };
-    add(await reflection.files(services.map((s) => ({ file_containing_symbol: s })), this.deadline()));
+    add(await reflection.files(services.map((s) => ({ file_containing_symbol: s })), deadline));
     for (let round = 0; round < DEPENDENCY_ROUNDS_MAX; round++) {
       const missing = await missingDependencies([...files.values()]);
       if (missing.length === 0) break;
-      add(await reflection.files(missing.map((name) => ({ file_by_filename: name })), this.deadline()));
+      add(await reflection.files(missing.map((name) => ({ file_by_filename: name })), deadline));
     }
     return { schema: await ApiSchema.fromFileDescriptors([...files.values()], services), fileHashes: [...files.keys()] };
   }
