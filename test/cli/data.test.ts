@@ -176,7 +176,7 @@ test.serial('describe: every service, one service, a method with its messages, a
   t.is(unknown.code, 2);
 });
 
-test.serial('call: unary, stdin, a bidi stream, and a strict request check', async (t) => {
+test.serial('call: unary, stdin, client streaming, a bidi stream, and a strict request check', async (t) => {
   const put = await cli.json<{ revision: number; prev_kv: unknown }>(['call', 'cutover.v1.KV/Put', '{"key":"called","value":"yes"}']);
   t.true(put.revision > 0);
   t.is(put.prev_kv, null);
@@ -188,6 +188,10 @@ test.serial('call: unary, stdin, a bidi stream, and a strict request check', asy
   t.is(services.code, 0, services.stderr);
   const answer = JSON.parse(services.stdout.trim()) as { list_services_response: { service: { name: string }[] } };
   t.true(answer.list_services_response.service.some((s) => s.name === 'cutover.v1.KV'));
+  // Client streaming, bytes as base64: the .tgz of greeter 2.1.0-bad in one Publish message.
+  const packed = await packArtifact(path.join(EXAMPLES, '2.1.0-bad'));
+  const request = [{ chunk: Buffer.from(packed.bytes).toString('base64'), expected_sha256: packed.sha256 }];
+  t.like(await cli.json(['call', 'cutover.v1.Slices/Publish', JSON.stringify(request)]), { created: true, artifact: { artifact: GREETER, version: '2.1.0-bad', sha256: packed.sha256 } });
   const wrong = await cli.run(['call', 'KV/Get', '{"kee":"called"}']);
   t.is(wrong.code, 2);
   t.regex(wrong.stderr, /cutover\.v1\.GetRequest has no field "kee" \(at GetRequest\); its fields are key, serializable/);
