@@ -231,8 +231,16 @@ export function nextStep(record: UpdateRecord, facts: UpdateFacts, nowMs: number
   }
 }
 
+/**
+ * When the health gate must look again: one interval from now, or sooner when a breach was
+ * counted less than an interval ago, at the moment the next one can be counted. (A pass in
+ * between, woken by an unrelated change, must not push the next counted breach later.)
+ */
 function healthWake(record: UpdateRecord, at: number): number | null {
-  return MONITORED_STATES.includes(record.state) ? at + record.healthGate.intervalMs : null;
+  if (!MONITORED_STATES.includes(record.state)) return null;
+  const { intervalMs, lastBreachAt } = record.healthGate;
+  const nextCountable = lastBreachAt === null ? null : lastBreachAt + intervalMs;
+  return nextCountable !== null && nextCountable > at ? nextCountable : at + intervalMs;
 }
 
 function pausedWait(record: UpdateRecord, at: number, ...deadlines: (number | null)[]): Wait {

@@ -439,3 +439,16 @@ test('grace cleanup happens at its deadline, by whichever leader reads the recor
   const back = rollbackUpdate(record, { actor: alice, nowMs: deadline - 1 });
   t.like(back, { kind: 'commit', step: 'COMPLETING -> ROLLING_BACK' });
 });
+
+test('health: a pass between two counted breaches does not push the next count later', (t) => {
+  const cluster = new FakeCluster(pendingRecord({ strategy: 'CANARY', batchDelaySeconds: 60 }));
+  const atStep2 = drive(t, cluster, T0, (d) => d.record.stepIndex === 2);
+  cluster.health = health(400, 0.08, 100);
+  const paused = drive(t, cluster, atStep2.now, (d) => d.record.paused);
+  const interval = paused.record.healthGate.intervalMs;
+  t.is(paused.record.healthGate.lastBreachAt, paused.now);
+  // A controller pass 4 s later (woken by some unrelated change): the breach is not counted yet.
+  const between = nextStep(cluster.record().record, cluster.facts(cluster.record().record), paused.now + 4000);
+  t.is(between.kind, 'wait');
+  if (between.kind === 'wait') t.is(between.wakeAt, paused.now + interval, 'wakes when the next breach can be counted, not 4 s + interval');
+});
