@@ -17,6 +17,7 @@ import { DEFAULT_ENDPOINTS, DEFAULT_TIMEOUT } from './commands/context.ts';
 import { registerDescribeCommands } from './commands/describe-commands.ts';
 import { registerKvCommands } from './commands/kv-commands.ts';
 import { registerSliceCommands } from './commands/slice-commands.ts';
+import { registerUpdateCommands } from './commands/update-commands.ts';
 import type { RawNodeConfig } from './node-config.ts';
 
 const program = new Command('cutover')
@@ -32,6 +33,7 @@ const program = new Command('cutover')
   .exitOverride();
 
 program.commandsGroup('Operate a cluster:');
+registerUpdateCommands(program);
 registerSliceCommands(program);
 registerClusterCommands(program);
 registerKvCommands(program);
