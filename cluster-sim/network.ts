@@ -124,6 +124,20 @@ export class SimNetwork {
     for (const message of held) this.schedule(message);
   }
 
+  /**
+   * Whether a message from `from` to `to` would leave now: not partitioned, not clogged. For
+   * scenarios that carry their own traffic over these links (cluster-sim/updates).
+   */
+  linkUp(from: number, to: number): boolean {
+    const link = this.link(from, to);
+    return this.blocked[link] !== true && !this.held.has(link);
+  }
+
+  /** False once `healAll()` has stopped loss and duplication. */
+  get faulty(): boolean {
+    return this.faultsEnabled;
+  }
+
   /** Heals partitions, unclogs every link and stops loss and duplication (the liveness phase). */
   healAll(): void {
     this.heal();
