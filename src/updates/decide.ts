@@ -219,7 +219,7 @@ export function nextStep(record: UpdateRecord, facts: UpdateFacts, nowMs: number
     case 'DEPLOYING':
       return deploying(record, facts, at);
     case 'DEPLOYED':
-      return record.paused ? pausedWait(record, at) : commit('DEPLOYED -> ROUTING', transition(record, 'ROUTING', byController('new instances ACTIVE; routing starts', at)));
+      return deployed(record, facts, at);
     case 'ROUTING':
       return routing(record, facts, at);
     case 'COMPLETING':
@@ -312,6 +312,19 @@ function deploying(record: UpdateRecord, facts: UpdateFacts, at: number): Action
   const until = record.deadlines.deployUntil;
   if (until !== null && at >= until) return enterRollingBack(record, CONTROLLER, `deploy timed out: ${active} of ${asked} new instances ACTIVE after ${record.strategy.deployTimeoutMs} ms`, at);
   return wait(until, `waiting for ${asked} new instances ACTIVE (${active} are)`);
+}
+
+/**
+ * DEPLOYED -> ROUTING only while the new instances asked for are still ACTIVE: one may have gone
+ * (a failed health check, its node lost) since DEPLOYED was committed, possibly by a leader that
+ * has died since. Wait for them (the health gate still runs); placement replaces lost ones.
+ */
+function deployed(record: UpdateRecord, facts: UpdateFacts, at: number): Action {
+  if (record.paused) return pausedWait(record, at);
+  const asked = askedInstances(record);
+  const active = facts.newInstances.active;
+  if (active < asked) return wait(healthWake(record, at), `DEPLOYED: waiting for ${asked} new instances ACTIVE again (${active} are) before routing`);
+  return commit('DEPLOYED -> ROUTING', transition(record, 'ROUTING', byController(`${active} new instances ACTIVE; routing starts`, at)));
 }
 
 function routing(record: UpdateRecord, facts: UpdateFacts, at: number): Action {
