@@ -160,11 +160,10 @@ export function updatesTable(output: Output, updates: readonly UpdateView[], emp
   const columns: Column<UpdateView>[] = [
     { header: 'ID', cell: (u) => u.id, flexible: 1 },
     { header: 'ARTIFACT', cell: (u) => u.artifact, flexible: 2 },
-    { header: 'VERSIONS', cell: (u) => `${u.old_version} → ${u.new_version}`, flexible: 1 },
-    { header: 'STRATEGY', cell: (u) => u.strategy },
+    { header: 'VERSIONS', cell: (u) => `${u.old_version}→${u.new_version}`, flexible: 1 },
     { header: 'STATE', cell: (u) => `${u.state}${u.paused ? ' (paused)' : ''}`, style: (text, u, s) => styleState(s, u.state, text) },
     { header: 'ROUTING', cell: (u) => u.routing || '-' },
-    { header: 'UPDATED', cell: (u) => (u.updated_at_ms > 0 ? relativeAge(u.updated_at_ms, output.nowMs) : '-') },
+    { header: 'AGE', cell: (u) => (u.created_at_ms > 0 ? relativeAge(u.created_at_ms, output.nowMs).replace(/ ago$/, '') : '-'), align: 'right' },
   ];
   return table(output, columns, updates, empty);
 }
@@ -173,7 +172,7 @@ export function updatesTable(output: Output, updates: readonly UpdateView[], emp
 function stepText(update: UpdateView, nowMs: number): string {
   const at = (ms: number): string => `${localTime(ms)} (${relativeAge(ms, nowMs)})`;
   const parts: string[] = [];
-  if (update.strategy === 'MANUAL') parts.push(isTerminalState(update.state) ? 'routing was set by the operator' : `the operator sets the routing (cutover update routing ${update.id} -r new:old)`);
+  if (update.strategy === 'MANUAL') parts.push(isTerminalState(update.state) ? 'routing was set by the operator' : 'routing is set by the operator (cutover update routing <id> -r new:old)');
   else if (update.steps_total > 0) parts.push(`step ${Math.min(update.step_index, update.steps_total)} of ${update.steps_total} applied`);
   if (update.paused) parts.push(`paused: ${update.pause_reason || 'by an operator'}`);
   if (update.next_step_at_ms > 0 && !isTerminalState(update.state)) parts.push(`next step ${at(update.next_step_at_ms)}`);
@@ -243,8 +242,9 @@ export function statusView(output: Output, update: UpdateView, health: HealthVie
   const lines = healthLines(output, update, health);
   if (lines.length > 0) pairs.push(['health', lines.map((line, i) => (i === 0 ? line : `${indent}${line}`)).join('\n')]);
   if (update.rollback !== null) {
-    const by = update.rollback.initiated_by === null ? '' : ` by ${update.rollback.initiated_by.kind} ${update.rollback.initiated_by.name}`;
-    const reason = `${update.rollback.reason}${by}, ${relativeAge(update.rollback.initiated_at_ms, nowMs)}`;
+    const who = update.rollback.initiated_by;
+    const by = who === null ? 'by ?' : who.kind === 'system' ? 'by the system' : `by ${who.name}`;
+    const reason = `${by} ${relativeAge(update.rollback.initiated_at_ms, nowMs)}: ${update.rollback.reason}`;
     pairs.push(['rollback', fit(reason, output.width - 10)]);
   }
   pairs.push(['started', `${timeWithAge(update.created_at_ms, nowMs)} by ${update.initiated_by}`]);
