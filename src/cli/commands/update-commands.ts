@@ -40,6 +40,8 @@ import { parseArtifact, parseCount, parseDuration, parseEndpoints, runAction, ty
 const UPDATES = 'cutover.v1.RollingUpdates';
 /** Transitions shown by `update status`. */
 const STATUS_TRANSITIONS = 6;
+/** How often `update start --wait` looks. */
+const WAIT_POLL_MS = 250;
 
 /** The OS user, the default actor of every command. */
 export function osUser(): string {
@@ -319,6 +321,21 @@ async function watchStatus(context: CommandContext, sessions: WatchSessions, idA
   }
 }
 
+/** Polls until update `id` has left PENDING, VALIDATING and DEPLOYING. */
+async function untilDeployed(context: CommandContext, sessions: WatchSessions, id: string): Promise<UpdateView> {
+  let lastAnswerMs = monotonicClock.nowMs();
+  for (;;) {
+    try {
+      const u = await getUpdate(sessions.current(), id);
+      lastAnswerMs = monotonicClock.nowMs();
+      if (!['PENDING', 'VALIDATING', 'DEPLOYING'].includes(u.state)) return u;
+    } catch (error) {
+      if (monotonicClock.nowMs() - lastAnswerMs > context.timeoutMs) throw error;
+    }
+    await sleep(WAIT_POLL_MS);
+  }
+}
+
 /** Registers `cutover update …`. */
 export function registerUpdateCommands(program: Command): void {
   const update = program.command('update').description('rolling updates: start, steer, watch and roll back (cutover.v1.RollingUpdates)');
@@ -348,7 +365,8 @@ export function registerUpdateCommands(program: Command): void {
     .addOption(withDefault('--min-requests <n>', 'fewer calls in a window are not judged', String(START_DEFAULTS.minRequestCount)))
     .addOption(new Option('--no-auto-rollback', 'only pause on a breach; never roll back on its own'))
     .addOption(withDefault('--failure-threshold <n>', 'breaching evaluations in a row that start a rollback', String(START_DEFAULTS.failureThreshold)))
-    .addOption(withDefault('--initiated-by <name>', 'who starts it', 'the OS user'));
+    .addOption(withDefault('--initiated-by <name>', 'who starts it', 'the OS user'))
+    .option('--wait', 'return once the new instances are ACTIVE (DEPLOYED or ROUTING), so that `update routing` can follow; exit 1 if it ends first');
   start.action(
     runAction(async (context, [artifactArg, versionArg], flags) => {
       const artifact = parseArtifact(String(artifactArg));
@@ -361,9 +379,25 @@ export function registerUpdateCommands(program: Command): void {
       } catch (error) {
         throw explainStart(error, artifact, version);
       }
-      const u = response.update as UpdateView;
+      let u = response.update as UpdateView;
+      if (flags.wait === true) {
+        const globals = start.optsWithGlobals<GlobalFlags>();
+        const sessions = new WatchSessions(parseEndpoints(globals.endpoints), context.timeoutMs, context.debug);
+        try {
+          u = await untilDeployed(context, sessions, u.id);
+        } finally {
+          sessions.close();
+        }
+        response = { ...response, update: u };
+        if (isTerminalState(u.state)) {
+          const last = u.transitions.at(-1);
+          emit(context.output, response, () => '');
+          throw new CommandFailedError(u.state, `update ${u.id} ended ${u.state} before its new instances were ACTIVE${last === undefined ? '' : `: ${last.reason}`}`, `see \`cutover update status ${u.id}\``);
+        }
+      }
       const next = u.strategy === 'MANUAL' ? `shift traffic with \`cutover update routing ${u.id} -r 1:9\`` : `follow it with \`cutover update status ${u.id} --watch\``;
-      emit(context.output, response, () => `started update ${context.output.styles.bold(u.id)}: ${u.artifact} ${u.old_version} → ${u.new_version} (${u.strategy}); new instances start at 0% traffic — ${next}`);
+      const deployed = flags.wait === true ? `its ${u.target_instances} new instances are ACTIVE at routing ${u.routing || '0:1'}` : 'new instances start at 0% traffic';
+      emit(context.output, response, () => `started update ${context.output.styles.bold(u.id)}: ${u.artifact} ${u.old_version} → ${u.new_version} (${u.strategy}); ${deployed} — ${next}`);
     }),
   );
 
