@@ -149,7 +149,7 @@ test.serial('STAGED with pause, resume, approve and promote; list --all', async 
   t.is(started.update.strategy, 'STAGED');
   t.like(await cli.json<UpdateResponse>(['update', 'pause', id, '--reason', 'lunch']), { changed: true, update: { paused: true } });
   t.regex(await cli.ok(['update', 'pause', id, '--reason', 'lunch']), /nothing to pause \(already paused for this reason\)/);
-  t.regex(await cli.ok(['update', 'list']), new RegExp(`${id}\\s+org\\.example:\\S*\\s+2\\.0\\.0→1\\.0\\.0\\s+\\w+ \\(paused\\)`));
+  t.regex(await cli.ok(['update', 'list']), new RegExp(`${id}\\s+org\\.example:\\S*\\s+2\\.0\\.0→1\\.0\\.0\\s+\\w+\\*\\s.*\\n\\* paused; `));
   t.like(await cli.json<UpdateResponse>(['update', 'resume', id]), { changed: true, update: { paused: false } });
   await untilState(id, ['DEPLOYED', 'ROUTING']);
   const approved = await cli.json<UpdateResponse>(['update', 'approve', id, '--step', '1']);

@@ -311,8 +311,10 @@ async function watchStatus(context: CommandContext, sessions: WatchSessions, idA
     } else {
       const key = snapshotKey(update, health);
       if (key !== lastKey || terminal) {
+        const separator = lastLines > 0 ? '\n' : '';
         lastKey = key;
-        if (output.format === 'table') output.write(`${statusView(output, update, health, now(), { transitions: 3, footer: '' })}\n`);
+        lastLines++;
+        if (output.format === 'table') output.write(`${separator}${statusView(output, update, health, now(), { transitions: 3 })}`);
         else emitItem(output, { update, health: typeof health === 'string' ? null : health }, () => '');
       }
     }

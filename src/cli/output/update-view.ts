@@ -158,14 +158,15 @@ export function routingText(routing: string): string {
 /** `update list`: one row per update. */
 export function updatesTable(output: Output, updates: readonly UpdateView[], empty: string): string {
   const columns: Column<UpdateView>[] = [
-    { header: 'ID', cell: (u) => u.id, flexible: 1 },
+    { header: 'ID', cell: (u) => u.id },
     { header: 'ARTIFACT', cell: (u) => u.artifact, flexible: 2 },
     { header: 'VERSIONS', cell: (u) => `${u.old_version}→${u.new_version}`, flexible: 1 },
-    { header: 'STATE', cell: (u) => `${u.state}${u.paused ? ' (paused)' : ''}`, style: (text, u, s) => styleState(s, u.state, text) },
+    { header: 'STATE', cell: (u) => `${u.state}${u.paused ? '*' : ''}`, style: (text, u, s) => styleState(s, u.state, text) },
     { header: 'ROUTING', cell: (u) => u.routing || '-' },
     { header: 'AGE', cell: (u) => (u.created_at_ms > 0 ? relativeAge(u.created_at_ms, output.nowMs).replace(/ ago$/, '') : '-'), align: 'right' },
   ];
-  return table(output, columns, updates, empty);
+  const note = updates.some((u) => u.paused) ? `${output.styles.dim('* paused; `cutover update status <id>` says why')}\n` : '';
+  return `${table(output, columns, updates, empty)}${note}`;
 }
 
 /** What the update waits for next, in words. */
@@ -195,14 +196,20 @@ function healthLines(output: Output, update: UpdateView, health: HealthView | st
     if (v === null) return `${role} -`;
     const calls = `${v.request_count} calls`.padStart(11);
     if (v.request_count === 0) return `${role} ${v.version.padEnd(12)} ${calls}`;
-    const errorText = `errors ${percent(v.error_rate)}`;
-    const latencyText = `p99 ${Math.round(v.p99_latency_ms)} ms`;
     const errorOk = v.error_rate <= update.max_error_rate;
     const latencyOk = v.p99_latency_ms <= update.max_latency_ms;
+    const errorText = `errors ${percent(v.error_rate)}${judged ? ` ${errorOk ? '≤' : '>'} ${percent(update.max_error_rate)}` : ''}`;
+    const latencyText = `p99 ${Math.round(v.p99_latency_ms)} ms${judged ? ` ${latencyOk ? '≤' : '>'} ${update.max_latency_ms}` : ''}`;
     const mark = (ok: boolean, text: string): string => (!judged ? text : ok ? s.green(text) : s.red(text));
-    const limits = judged ? ` ${errorOk ? '≤' : '>'} ${percent(update.max_error_rate)}` : '';
-    const latencyLimits = judged ? ` ${latencyOk ? '≤' : '>'} ${update.max_latency_ms}` : '';
-    return `${role} ${v.version.padEnd(12)} ${calls}  ${mark(errorOk, `${errorText}${limits}`)}  ${mark(latencyOk, `${latencyText}${latencyLimits}`)}`;
+    const head = `${role} ${v.version.padEnd(12)} ${calls}`;
+    // Within the width: the thresholds go first, then the latency, then the errors.
+    const room = output.width - 10;
+    if (`${head}  ${errorText}  ${latencyText}`.length <= room) return `${head}  ${mark(errorOk, errorText)}  ${mark(latencyOk, latencyText)}`;
+    const shortError = `errors ${percent(v.error_rate)}`;
+    const shortLatency = `p99 ${Math.round(v.p99_latency_ms)} ms`;
+    if (`${head}  ${shortError}  ${shortLatency}`.length <= room) return `${head}  ${mark(errorOk, shortError)}  ${mark(latencyOk, shortLatency)}`;
+    if (`${head}  ${shortError}`.length <= room) return `${head}  ${mark(errorOk, shortError)}`;
+    return fit(head, room);
   };
   const verdict = health.verdict === 'healthy' ? s.green(health.verdict) : health.verdict === 'breach' ? s.red(health.verdict) : s.yellow(health.verdict || 'unknown');
   const reasons = health.reasons.length > 0 ? `: ${health.reasons.join('; ')}` : '';
