@@ -241,13 +241,14 @@ test('Undeploy of one version leaves the others; an unknown artifact is NOT_DEPL
 
 test('Instances lists malformed instance records as MALFORMED with the reason instead of failing', async (t) => {
   const { slices, kv } = await startNode(t);
-  const good = { state: 'ACTIVE', nodeId: 2, address: '127.0.0.1:1', instanceId: 'i-good', artifact: GREETER, version: '1.0.0' };
+  const good = { state: 'ACTIVE', nodeId: 1, address: '127.0.0.1:1', instanceId: 'i-good', artifact: GREETER, version: '1.0.0' };
   // Records are data other nodes wrote: a newer or broken writer must not break the listing.
-  await call(kv, 'Put', { key: `instance/2/${GREETER}:1.0.0/i-good`, value: JSON.stringify(good) });
-  await call(kv, 'Put', { key: `instance/2/${GREETER}:1.0.0/i-failed`, value: JSON.stringify({ ...good, state: 'FAILED', reason: 'start() threw' }) });
-  await call(kv, 'Put', { key: `instance/2/${GREETER}:1.0.0/i-text`, value: 'not json' });
-  await call(kv, 'Put', { key: `instance/2/${GREETER}:1.0.0/i-null`, value: 'null' });
-  await call(kv, 'Put', { key: `instance/2/${GREETER}:1.0.0/i-node`, value: JSON.stringify({ ...good, nodeId: 3, reason: 'copied' }) });
+  // They sit under node 1, the live member: placement deletes the records of nodes that are not.
+  await call(kv, 'Put', { key: `instance/1/${GREETER}:1.0.0/i-good`, value: JSON.stringify(good) });
+  await call(kv, 'Put', { key: `instance/1/${GREETER}:1.0.0/i-failed`, value: JSON.stringify({ ...good, state: 'FAILED', reason: 'start() threw' }) });
+  await call(kv, 'Put', { key: `instance/1/${GREETER}:1.0.0/i-text`, value: 'not json' });
+  await call(kv, 'Put', { key: `instance/1/${GREETER}:1.0.0/i-null`, value: 'null' });
+  await call(kv, 'Put', { key: `instance/1/${GREETER}:1.0.0/i-node`, value: JSON.stringify({ ...good, nodeId: 3, reason: 'copied' }) });
   const listed = (await instances(slices, GREETER)).instances;
   const byId = new Map(listed.map((i) => [i.instance_id, i as Instance & { reason: string }]));
   t.deepEqual([...byId.keys()].sort(), ['i-failed', 'i-good', 'i-node', 'i-null', 'i-text']);
@@ -256,5 +257,5 @@ test('Instances lists malformed instance records as MALFORMED with the reason in
   t.like(byId.get('i-text'), { state: 'MALFORMED', reason: 'value is not JSON' });
   t.like(byId.get('i-null'), { state: 'MALFORMED', reason: 'value is not a JSON object' });
   // For a malformed record the reason says why it is malformed, not what the record claims.
-  t.like(byId.get('i-node'), { state: 'MALFORMED', reason: 'nodeId must equal the node of the key (2)' });
+  t.like(byId.get('i-node'), { state: 'MALFORMED', reason: 'nodeId must equal the node of the key (1)' });
 });
