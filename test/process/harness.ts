@@ -109,9 +109,27 @@ export class ProcessCluster {
     return client;
   }
 
-  call(id: number, service: 'KV' | 'Cluster' | 'Slices', method: string, request: object, timeoutMs = 3000): Promise<Record<string, unknown>> {
-    const client = this.client(service, this.node(id).address);
+  /**
+   * One call to node `id`. A refusal for want of a leader (NOT_LEADER naming none: an election is
+   * under way, common on a loaded machine) is retried until `timeoutMs`; it was never proposed,
+   * so retrying cannot apply a request twice. Every other error is the caller's.
+   */
+  async call(id: number, service: 'KV' | 'Cluster' | 'Slices', method: string, request: object, timeoutMs = 3000): Promise<Record<string, unknown>> {
     const deadline = deadlineIn(timeoutMs);
+    for (;;) {
+      try {
+        return await this.callOnce(id, service, method, request, deadline);
+      } catch (error) {
+        const metadata = (error as grpc.ServiceError).metadata;
+        const noLeader = metadata?.get('cutover-error-code')[0] === 'NOT_LEADER' && String(metadata.get('cutover-leader-id')[0] ?? '0') === '0';
+        if (!noLeader || deadlineIn(100) >= deadline) throw error;
+        await sleep(100);
+      }
+    }
+  }
+
+  private callOnce(id: number, service: 'KV' | 'Cluster' | 'Slices', method: string, request: object, deadline: number): Promise<Record<string, unknown>> {
+    const client = this.client(service, this.node(id).address);
     // A channel that found the node not yet listening fails calls fast; wait for it instead.
     return new Promise((resolve, reject) =>
       client.waitForReady(deadline, (notReady) => {
