@@ -26,7 +26,8 @@ for (const [name, args] of [['typecheck', ['tsc', '--noEmit']], ['lint', ['eslin
 console.log('\n== tests');
 const { code, output } = await run('npx', ['ava', ...process.argv.slice(2)], { capture: true });
 const count = (re) => Number(output.match(re)?.[1] ?? 0);
-const testsPassed = count(/(\d+) tests? passed/);
+// With failures ava prints no "N tests passed" line: count the passing tests' ticks instead.
+const testsPassed = count(/(\d+) tests? passed/) || (output.match(/^\s*✔ /gm) ?? []).length;
 const testsFailed = count(/(\d+) tests? failed/) + count(/(\d+) uncaught exceptions?/) + count(/(\d+) unhandled rejections?/) + count(/(\d+) tests? timed out/);
 passed += testsPassed;
 failed += testsFailed;
