@@ -5,7 +5,7 @@ import { decodeConfChange } from './confchange.ts';
 import { RaftLog } from './log.ts';
 import { Inflights, Progress } from './progress.ts';
 import { ReadOnly } from './readonly.ts';
-import { EARLY_MESSAGE_TYPES, entrySize, type ConfChange, type ConfState, type Entry, type Message, type MessageType, type ReadState, type Role, type Snapshot } from './types.ts';
+import { EARLY_MESSAGE, entrySize, type ConfChange, type ConfState, type Entry, type Message, type MessageType, type ReadState, type Role, type Snapshot } from './types.ts';
 
 const NONE = 0;
 const TRANSFER = 'transfer';
@@ -36,7 +36,7 @@ export class Raft {
   readonly progress = new Map<number, Progress>();
   /** Outgoing messages that must wait until the Ready's write is durable (Ready.messages). */
   msgs: Message[] = [];
-  /** Outgoing messages that may leave before it (Ready.earlyMessages; EARLY_MESSAGE_TYPES). */
+  /** Outgoing messages that may leave before it (Ready.earlyMessages; EARLY_MESSAGE). */
   earlyMsgs: Message[] = [];
   readStates: ReadState[] = [];
   leadTransferee = NONE;
@@ -325,7 +325,7 @@ export class Raft {
     };
     if (m.snapshot !== undefined) message.snapshot = m.snapshot;
     if (m.context !== undefined) message.context = m.context;
-    if (EARLY_MESSAGE_TYPES.has(message.type)) this.earlyMsgs.push(message);
+    if (EARLY_MESSAGE[message.type]) this.earlyMsgs.push(message);
     else this.msgs.push(message);
   }
 

@@ -159,12 +159,12 @@ export class RawNode {
     const termOrVoteChanged = hardState.term !== this.prevHardState.term || hardState.vote !== this.prevHardState.vote;
     // A message may leave early only with a term that is already durable: when this Ready
     // changes the term or the vote, every message waits for the write.
-    const early = termOrVoteChanged ? NO_MESSAGES : r.earlyMsgs;
+    const anyEarly = r.earlyMsgs.length > 0;
     const rd: Ready = {
       entries,
       committedEntries,
-      earlyMessages: early,
-      messages: termOrVoteChanged && r.earlyMsgs.length > 0 ? r.earlyMsgs.concat(r.msgs) : r.msgs,
+      earlyMessages: termOrVoteChanged || !anyEarly ? NO_MESSAGES : r.earlyMsgs,
+      messages: termOrVoteChanged && anyEarly ? r.earlyMsgs.concat(r.msgs) : r.msgs,
       readStates: r.readStates,
       // A snapshot replaces the log and is acknowledged to the leader, so it must be durable too.
       mustSync: entries.length > 0 || snapshot !== undefined || termOrVoteChanged,
@@ -173,7 +173,7 @@ export class RawNode {
       ...(snapshot !== undefined ? { snapshot } : {}),
     };
     r.msgs = [];
-    r.earlyMsgs = [];
+    if (anyEarly) r.earlyMsgs = [];
     r.readStates = [];
     this.prevSoftState = softState;
     this.prevHardState = hardState;

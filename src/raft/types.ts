@@ -118,7 +118,25 @@ export interface SoftState {
  * acknowledgement (`vote`, `preVote`, their responses, `appResp`, `heartbeatResp`) and promises
  * durable state: it waits for the write.
  */
-export const EARLY_MESSAGE_TYPES: ReadonlySet<MessageType> = new Set<MessageType>(['app', 'heartbeat', 'snap', 'timeoutNow', 'readIndexResp', 'prop', 'readIndex', 'transferLeader']);
+export const EARLY_MESSAGE: Readonly<Record<MessageType, boolean>> = Object.freeze({
+  app: true,
+  heartbeat: true,
+  snap: true,
+  timeoutNow: true,
+  readIndexResp: true,
+  prop: true,
+  readIndex: true,
+  transferLeader: true,
+  appResp: false,
+  heartbeatResp: false,
+  vote: false,
+  voteResp: false,
+  preVote: false,
+  preVoteResp: false,
+});
+
+/** The message types that may leave early (EARLY_MESSAGE as a set). */
+export const EARLY_MESSAGE_TYPES: ReadonlySet<MessageType> = new Set((Object.keys(EARLY_MESSAGE) as MessageType[]).filter((type) => EARLY_MESSAGE[type]));
 
 /**
  * What the driver must do next, in this order (the Ready contract):

@@ -6,7 +6,7 @@
  * crashes between sending and persisting.
  */
 import test from 'ava';
-import { MemoryStorage, RawNode, type Message, type Ready } from '../../src/raft/index.ts';
+import { EARLY_MESSAGE_TYPES, MemoryStorage, RawNode, type Message, type Ready } from '../../src/raft/index.ts';
 import { SeededRandom } from '../../src/util/random.ts';
 import { TestNetwork, appliedData, logTerms, msg, text, type PeerOptions } from './harness.ts';
 
@@ -185,6 +185,7 @@ test('a node elected while its last Ready is still being written counts those en
 
 test('every early message is of a type that vouches for nothing unwritten', (t) => {
   const early = new Set(['app', 'heartbeat', 'snap', 'timeoutNow', 'readIndexResp', 'prop', 'readIndex', 'transferLeader']);
+  t.deepEqual([...EARLY_MESSAGE_TYPES].sort(), [...early].sort());
   const net = new TestNetwork([1, 2, 3], { preVote: true, checkQuorum: true });
   const seen = new Set<string>();
   const late = new Set<string>();
