@@ -26,6 +26,7 @@ import type { ClusterPort } from '../node/cluster-port.ts';
 import type { Clock } from '../util/clock.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
 import type { Logger } from '../util/logger.ts';
+import { RoundLoop } from '../util/round-loop.ts';
 import { ASSIGNMENT_PREFIX, BLUEPRINT_PREFIX, INSTANCE_PREFIX } from './keys.ts';
 import { isEmptyPlan, planPlacement, type PlacementPlan, type UnplacedCount } from './placement.ts';
 
@@ -91,12 +92,9 @@ class Session {
   claimed = false;
   /** A newer leader's claim was seen: never act in this term. */
   superseded = false;
-  running = false;
-  dirty = false;
-  failures = 0;
-  retryAtMs = 0;
+  /** Set by the controller right after construction. */
+  loop!: RoundLoop;
   cancelRecheck: () => void = () => {};
-  cancelRetry: () => void = () => {};
 
   constructor(readonly term: number) {}
 
@@ -108,7 +106,7 @@ class Session {
     for (const unwatch of this.unwatch) unwatch();
     this.unwatch = [];
     this.cancelRecheck();
-    this.cancelRetry();
+    this.loop.cancel();
   }
 }
 
@@ -208,10 +206,22 @@ export class PlacementController {
     if (this.session !== undefined && (!leading || this.session.term !== term)) this.endSession();
     if (!leading || this.session !== undefined) return;
     const session = new Session(term);
+    session.loop = new RoundLoop({
+      clock: this.clock,
+      retryDelayMsMin: this.retryDelayMsMin,
+      retryDelayMsMax: this.retryDelayMsMax,
+      round: () => this.round(session),
+      live: () => this.session === session,
+      onFailure: (error, failures, retryInMs) => {
+        this.recordError(error);
+        session.loaded = false;
+        this.log.warn({ err: error, code: errorCode(error), failures, retryInMs }, 'placement round failed; retrying');
+      },
+    });
     this.session = session;
     this.log.info({ term }, 'leading: placing instances');
     this.scheduleRecheck(session);
-    this.wake(session);
+    session.loop.wake();
   }
 
   private endSession(): void {
@@ -226,44 +236,7 @@ export class PlacementController {
     session.cancelRecheck = this.clock.schedule(this.recheckIntervalMs, () => {
       if (this.session !== session) return;
       this.scheduleRecheck(session);
-      this.guarded('recheck', () => this.wake(session));
-    });
-  }
-
-  /** Asks the planning loop for another round; starts it unless it is running or backing off. */
-  private wake(session: Session): void {
-    session.dirty = true;
-    if (session.running || this.clock.nowMs() < session.retryAtMs) return;
-    session.running = true;
-    void this.drive(session);
-  }
-
-  private async drive(session: Session): Promise<void> {
-    // Never start work inside the caller (a watch or leadership callback on the apply path).
-    await Promise.resolve();
-    try {
-      while (session.dirty && this.session === session) {
-        session.dirty = false;
-        await this.round(session);
-      }
-      session.failures = 0;
-    } catch (error) {
-      if (this.session === session) this.failed(session, error);
-    } finally {
-      session.running = false;
-    }
-  }
-
-  private failed(session: Session, error: unknown): void {
-    this.recordError(error);
-    session.failures++;
-    session.loaded = false;
-    const delayMs = Math.min(this.retryDelayMsMax, this.retryDelayMsMin * 2 ** Math.min(session.failures - 1, 30));
-    session.retryAtMs = this.clock.nowMs() + delayMs;
-    this.log.warn({ err: error, code: errorCode(error), failures: session.failures, retryInMs: delayMs }, 'placement round failed; retrying');
-    session.cancelRetry();
-    session.cancelRetry = this.clock.schedule(delayMs, () => {
-      if (this.session === session) this.guarded('retry', () => this.wake(session));
+      this.guarded('recheck', () => session.loop.wake());
     });
   }
 
@@ -330,12 +303,12 @@ export class PlacementController {
       this.stats.conflicts++;
       this.log.info({ revision }, 'placement plan lost a compare (a concurrent change); reloading and planning again');
       session.loaded = false;
-      session.dirty = true;
+      session.loop.again();
       return;
     }
     session.claimed = true;
     this.stats = { ...this.stats, plansCommitted: this.stats.plansCommitted + 1, lastPlanRevision: revision, lastCommitRevision: result.revision };
-    if (plan.truncated) session.dirty = true;
+    if (plan.truncated) session.loop.again();
     if (!isEmptyPlan(plan)) this.log.info({ revision: result.revision, moves: plan.moves, removedReports: plan.removeInstances.length, unplaced: plan.unplaced }, 'placement plan committed');
   }
 
@@ -361,6 +334,6 @@ export class PlacementController {
       if (event.type === 'put') map.set(event.kv.key, event.kv);
       else map.delete(event.kv.key);
     }
-    if (!QUIET_PREFIXES.has(prefix) && session.loaded) this.wake(session);
+    if (!QUIET_PREFIXES.has(prefix) && session.loaded) session.loop.wake();
   }
 }

@@ -33,6 +33,7 @@ import { ASSIGNMENT_PREFIX, BLUEPRINT_PREFIX, INSTANCE_PREFIX, VERSION_ROUTING_P
 import type { Clock } from '../util/clock.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
 import type { Logger } from '../util/logger.ts';
+import { RoundLoop } from '../util/round-loop.ts';
 import { commitTxn, nextStep, type Commit, type ValidationOutcome } from './decide.ts';
 import { healthFact, updateFacts, type HealthSource } from './facts.ts';
 import { UPDATE_PREFIX, isTerminal, parseUpdateRecord, updateKey, type UpdateRecord } from './record.ts';
@@ -102,13 +103,10 @@ class Session {
   readonly parsed = new Map<string, { readonly modRevision: number; readonly record: UpdateRecord | undefined }>();
   unwatch: (() => void)[] = [];
   loaded = false;
-  running = false;
-  dirty = false;
-  failures = 0;
-  retryAtMs = 0;
+  /** Set by the controller right after construction. */
+  loop!: RoundLoop;
   nextWakeAt: number | undefined;
   cancelWake: () => void = () => {};
-  cancelRetry: () => void = () => {};
 
   constructor(readonly term: number) {}
 
@@ -125,7 +123,7 @@ class Session {
     for (const unwatch of this.unwatch) unwatch();
     this.unwatch = [];
     this.cancelWake();
-    this.cancelRetry();
+    this.loop.cancel();
   }
 }
 
@@ -207,7 +205,7 @@ export class UpdateController {
   /** Asks for a round now (an operator command was committed, say). No-op when not leading. */
   poke(): void {
     const session = this.session;
-    if (session !== undefined) this.wake(session);
+    if (session !== undefined) session.loop.wake();
   }
 
   private guarded(what: string, fn: () => void): void {
@@ -226,9 +224,21 @@ export class UpdateController {
     if (this.session !== undefined && (!leading || this.session.term !== term)) this.endSession();
     if (!leading || this.session !== undefined) return;
     const session = new Session(term);
+    session.loop = new RoundLoop({
+      clock: this.clock,
+      retryDelayMsMin: this.retryDelayMsMin,
+      retryDelayMsMax: this.retryDelayMsMax,
+      round: () => this.round(session),
+      live: () => this.session === session,
+      onFailure: (error, failures, retryInMs) => {
+        this.recordError(error);
+        session.loaded = false;
+        this.log.warn({ err: error, code: errorCode(error), failures, retryInMs }, 'update round failed; retrying');
+      },
+    });
     this.session = session;
     this.log.info({ term }, 'leading: driving rolling updates');
-    this.wake(session);
+    session.loop.wake();
   }
 
   private endSession(): void {
@@ -237,42 +247,6 @@ export class UpdateController {
     this.session = undefined;
     session.close();
     this.log.info({ term: session.term }, 'rolling updates no longer driven here');
-  }
-
-  private wake(session: Session): void {
-    session.dirty = true;
-    if (session.running || this.clock.nowMs() < session.retryAtMs) return;
-    session.running = true;
-    void this.drive(session);
-  }
-
-  private async drive(session: Session): Promise<void> {
-    // Never work inside the caller (a watch or leadership callback on the apply path).
-    await Promise.resolve();
-    try {
-      while (session.dirty && this.session === session) {
-        session.dirty = false;
-        await this.round(session);
-      }
-      session.failures = 0;
-    } catch (error) {
-      if (this.session === session) this.failed(session, error);
-    } finally {
-      session.running = false;
-    }
-  }
-
-  private failed(session: Session, error: unknown): void {
-    this.recordError(error);
-    session.failures++;
-    session.loaded = false;
-    const delayMs = Math.min(this.retryDelayMsMax, this.retryDelayMsMin * 2 ** Math.min(session.failures - 1, 30));
-    session.retryAtMs = this.clock.nowMs() + delayMs;
-    this.log.warn({ err: error, code: errorCode(error), failures: session.failures, retryInMs: delayMs }, 'update round failed; retrying');
-    session.cancelRetry();
-    session.cancelRetry = this.clock.schedule(delayMs, () => {
-      if (this.session === session) this.guarded('retry', () => this.wake(session));
-    });
   }
 
   private recordError(error: unknown): void {
@@ -341,7 +315,7 @@ export class UpdateController {
       if (outcome === 'deposed') return null;
       if (outcome === 'conflict') this.stats.conflicts++;
     }
-    session.dirty = true;
+    session.loop.again();
     return null;
   }
 
@@ -411,7 +385,7 @@ export class UpdateController {
     const delayMs = Math.max(0, Math.min(this.recheckIntervalMs, wakeAt === null ? this.recheckIntervalMs : wakeAt - now));
     session.nextWakeAt = now + delayMs;
     session.cancelWake = this.clock.schedule(delayMs, () => {
-      if (this.session === session) this.guarded('wake-up', () => this.wake(session));
+      if (this.session === session) this.guarded('wake-up', () => session.loop.wake());
     });
   }
 
@@ -437,6 +411,6 @@ export class UpdateController {
       if (event.type === 'put') map.set(event.kv.key, event.kv);
       else map.delete(event.kv.key);
     }
-    if (!QUIET_PREFIXES.has(prefix) && session.loaded) this.wake(session);
+    if (!QUIET_PREFIXES.has(prefix) && session.loaded) session.loop.wake();
   }
 }
