@@ -100,6 +100,10 @@ export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   RELEASE_NOT_FOUND: S.NOT_FOUND,
   NO_SUCCESSFUL_RELEASE: S.FAILED_PRECONDITION,
   ALREADY_CURRENT: S.FAILED_PRECONDITION,
+  // Notification channels (src/notify/channel.ts, src/api/notifications-service.ts).
+  CHANNEL_NOT_FOUND: S.NOT_FOUND,
+  CHANNEL_LIMIT: S.RESOURCE_EXHAUSTED,
+  CHANNEL_CORRUPT: S.DATA_LOSS,
   // Errors of a forwarded call that carried no code of ours.
   UNAVAILABLE: S.UNAVAILABLE,
   RPC_FAILED: S.UNAVAILABLE,
