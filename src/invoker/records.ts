@@ -22,8 +22,12 @@ export interface RoutingRecord {
   readonly oldWeight: number;
 }
 
-/** The lifecycle states an instance reports (issue 4, item 2). Only ACTIVE serves calls. */
-export const INSTANCE_STATES = ['STARTING', 'HEALTH_CHECKING', 'ACTIVE', 'DRAINING', 'STOPPED', 'FAILED'] as const;
+/**
+ * The lifecycle states an instance reports (issue 4, item 2). Only ACTIVE serves calls. UNHEALTHY
+ * is an instance that was ACTIVE and now fails its declared health checks (issue 7): it is still
+ * placed, but out of routing until its checks pass again.
+ */
+export const INSTANCE_STATES = ['STARTING', 'HEALTH_CHECKING', 'ACTIVE', 'UNHEALTHY', 'DRAINING', 'STOPPED', 'FAILED'] as const;
 export type InstanceState = (typeof INSTANCE_STATES)[number];
 
 /** Longest address accepted in an instance record, in characters. */

@@ -108,7 +108,7 @@ export class RoutingTable {
    *    any; only when it has none, round-robin over its ACTIVE instances on other nodes. Local
    *    instances therefore take all of this node's calls for that version, however many remote
    *    ones exist: spreading load across nodes is placement's job, and a local call costs no hop.
-   *    STARTING, HEALTH_CHECKING, DRAINING, STOPPED and FAILED instances are never picked.
+   *    STARTING, HEALTH_CHECKING, UNHEALTHY, DRAINING, STOPPED and FAILED instances are never picked.
    *
    * Allocates nothing once the artifact's view is built (the first call after a change rebuilds
    * it). The returned decision is shared: do not mutate it.

@@ -3,10 +3,15 @@
  * placement controller), starts and stops the assigned instances, and reports each one's state
  * under the `instance/` key with the same suffix, which every invoker routes from:
  *
- *   STARTING → HEALTH_CHECKING → ACTIVE → DRAINING → STOPPED,  or FAILED with a reason.
+ *   STARTING → HEALTH_CHECKING → ACTIVE ⇄ UNHEALTHY → DRAINING → STOPPED,  or FAILED with a reason.
  *
  * - Starting: load the version (one module copy per version), build the instance with the
- *   module's factory, `start()`, then `health()` until it passes; each step is bounded in time.
+ *   module's factory, `start()`, then the health gate; each step is bounded in time. A version
+ *   that declares `healthChecks` (src/health) must pass them by its policy before it becomes
+ *   ACTIVE, and keeps being checked while it runs: failing its policy makes it UNHEALTHY (out of
+ *   routing, with the failing checks as the reason and an `instance.unhealthy` audit event in the
+ *   same transaction), and passing again makes it ACTIVE. A version with only the `health: true`
+ *   hook is checked by it at start (`healthAttempts` tries, `healthIntervalMs` apart).
  * - An unassigned instance drains: it is reported DRAINING (so invokers stop picking it), its
  *   in-flight calls finish (bounded by `drainTimeoutMs`), `stop()` runs, it is reported STOPPED,
  *   and its key is deleted after `stoppedRetentionMs`.
@@ -15,7 +20,10 @@
  *   declared dead (and whose keys it deleted) cannot resurrect its instances in routing.
  * - Local calls go straight to the instance object; deadlines are enforced by one sweep timer.
  */
+import { eventId, eventWrite, type AuditEvent } from '../events/event.ts';
+import type { CheckTarget, HealthSpec, InstanceRef, RoundResult } from '../health/types.ts';
 import type { ClusterPort } from '../node/cluster-port.ts';
+import type { Operation } from '../kv/types.ts';
 import type { KeyValue, WatchEvent } from '../kv/types.ts';
 import type { InstanceState } from '../invoker/records.ts';
 import type { LocalInstances } from '../invoker/invoker.ts';
@@ -48,6 +56,10 @@ export interface LoadedSlice {
   readonly methods: readonly string[];
   /** The instance has a health() hook to run before it becomes ACTIVE. */
   readonly health: boolean;
+  /** The version's declared health checks (slice.json `healthChecks`), if any. */
+  readonly healthChecks?: HealthSpec;
+  /** The version's unpacked files (the working directory of script checks). */
+  readonly dir?: string;
   readonly factory: (context: SliceContext) => SliceInstance | Promise<SliceInstance>;
 }
 
@@ -55,6 +67,26 @@ export interface LoadedSlice {
 export interface SliceLoader {
   load(base: ArtifactBase, version: string): Promise<LoadedSlice>;
 }
+
+/** One instance's checks as the health monitor runs them (src/health/monitor.ts). */
+export interface InstanceHealthWatch {
+  /** The startup gate: the first verdict of the policy (bounded by the monitor's deadline). */
+  firstVerdict(): Promise<{ readonly state: 'healthy' | 'unhealthy'; readonly reason: string }>;
+  stop(): void;
+}
+
+/** Runs declared health checks per policy (`HealthMonitor`). */
+export interface InstanceHealthChecks {
+  watch(options: {
+    readonly ref: InstanceRef;
+    readonly spec: HealthSpec;
+    readonly target: CheckTarget;
+    readonly onChange: (change: { readonly state: 'healthy' | 'unhealthy'; readonly round: RoundResult }) => void;
+  }): InstanceHealthWatch;
+}
+
+/** Where the declared checks of a version come from besides its manifest (an update's override). */
+export type HealthSpecSource = (base: ArtifactBase, version: string) => Promise<HealthSpec | undefined>;
 
 export interface InstanceManagerOptions {
   readonly port: ClusterPort;
@@ -79,6 +111,15 @@ export interface InstanceManagerOptions {
   readonly stoppedRetentionMs?: number;
   /** Granularity of local call deadlines. Default 10 ms. */
   readonly deadlineSweepMs?: number;
+  /**
+   * Runs declared health checks. Without it, declared checks are not run and only the `health()`
+   * hook gates startup (the simulator and unit tests that do not test checks).
+   */
+  readonly healthChecks?: InstanceHealthChecks;
+  /** An update's override of a version's checks (read from its blueprint); wins over the manifest. */
+  readonly healthSpecOf?: HealthSpecSource;
+  /** Wall-clock epoch ms, for the time of audit events. Default: the monotonic clock (tests). */
+  readonly wallClockMs?: () => number;
 }
 
 /** The state of an instance on this node, for status and tests. */
@@ -108,6 +149,10 @@ interface Hosted {
   onIdle: (() => void) | undefined;
   /** The lifecycle run; transitions of one instance never overlap. */
   running: Promise<void>;
+  /** Its declared checks, while they run. */
+  healthWatch: InstanceHealthWatch | undefined;
+  /** Health transitions seen (ACTIVE ⇄ UNHEALTHY), for event ids. */
+  healthChanges: number;
 }
 
 interface PendingCall {
@@ -126,7 +171,10 @@ export class InstanceManager implements LocalInstances {
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly nodeId: number;
-  private readonly settings: Required<Omit<InstanceManagerOptions, 'port' | 'loader' | 'clock' | 'logger'>>;
+  private readonly settings: Required<Omit<InstanceManagerOptions, 'port' | 'loader' | 'clock' | 'logger' | 'healthChecks' | 'healthSpecOf' | 'wallClockMs'>>;
+  private readonly healthChecks: InstanceHealthChecks | undefined;
+  private readonly healthSpecOf: HealthSpecSource | undefined;
+  private readonly wallClockMs: () => number;
   private readonly hosted = new Map<string, Hosted>();
   /** Calls not yet settled, in no order (removal swaps in the last one: no hashing per call). */
   private readonly pending: PendingCall[] = [];
@@ -141,6 +189,9 @@ export class InstanceManager implements LocalInstances {
     this.clock = options.clock;
     this.nodeId = options.port.nodeId;
     this.log = options.logger.child({ component: 'instances' });
+    this.healthChecks = options.healthChecks;
+    this.healthSpecOf = options.healthSpecOf;
+    this.wallClockMs = options.wallClockMs ?? (() => Math.floor(options.clock.nowMs()));
     this.settings = {
       address: options.address,
       startTimeoutMs: options.startTimeoutMs ?? 30_000,
@@ -181,6 +232,7 @@ export class InstanceManager implements LocalInstances {
     await Promise.all(
       [...this.hosted.values()].map(async (h) => {
         h.wanted = false;
+        this.stopChecks(h);
         await h.running.catch(() => {});
         await this.drain(h);
         await this.stopInstance(h);
@@ -311,6 +363,8 @@ export class InstanceManager implements LocalInstances {
       inFlight: 0,
       onIdle: undefined,
       running: Promise.resolve(),
+      healthWatch: undefined,
+      healthChanges: 0,
     };
     this.hosted.set(key, h);
     h.running = this.bringUp(h);
@@ -335,13 +389,16 @@ export class InstanceManager implements LocalInstances {
       if (typeof h.instance.start === 'function') await this.bounded(Promise.resolve(h.instance.start()), this.settings.startTimeoutMs, 'start()');
       if (!h.wanted) return;
       await this.report(h, 'HEALTH_CHECKING');
-      if (loaded.health) await this.checkHealth(h);
+      const spec = this.healthChecks === undefined ? undefined : ((await this.healthSpecOf?.(h.base, h.version)) ?? loaded.healthChecks);
+      if (spec !== undefined) await this.passChecks(h, spec, loaded);
+      else if (loaded.health) await this.checkHealth(h);
       if (!h.wanted) return;
       await this.report(h, 'ACTIVE');
       this.log.info({ instance: h.key }, 'instance active');
     } catch (error) {
       if (this.stopped) return;
       this.log.warn({ instance: h.key, error: errorMessage(error) }, 'instance failed');
+      this.stopChecks(h);
       await this.stopInstance(h);
       await this.report(h, 'FAILED', errorMessage(error));
     }
@@ -365,7 +422,65 @@ export class InstanceManager implements LocalInstances {
     throw new Error(`health check failed ${this.settings.healthAttempts} times: ${last}`);
   }
 
+  /**
+   * Starts the declared checks of `h` and waits for their first verdict; throws when it is
+   * unhealthy. The checks keep running while the instance lives (`onHealthChange`).
+   */
+  private async passChecks(h: Hosted, spec: HealthSpec, loaded: LoadedSlice): Promise<void> {
+    const instance = h.instance!;
+    const httpPort = (instance as { httpPort?: unknown }).httpPort;
+    const target: CheckTarget = {
+      instance,
+      ...(typeof httpPort === 'number' && Number.isSafeInteger(httpPort) && httpPort > 0 && httpPort < 65536 ? { httpPort } : {}),
+      ...(loaded.dir === undefined ? {} : { cwd: loaded.dir }),
+    };
+    h.healthWatch = this.healthChecks!.watch({
+      ref: { base: h.base, version: h.version, instanceId: h.instanceId, nodeId: this.nodeId },
+      spec,
+      target,
+      onChange: (change) => this.onHealthChange(h, change.state, change.round),
+    });
+    const verdict = await h.healthWatch.firstVerdict();
+    if (verdict.state === 'unhealthy') throw new Error(`health checks failed: ${verdict.reason}`);
+  }
+
+  /** An ACTIVE instance failing its policy leaves routing (UNHEALTHY); passing again brings it back. */
+  private onHealthChange(h: Hosted, state: 'healthy' | 'unhealthy', round: RoundResult): void {
+    h.running = h.running
+      .catch(() => {})
+      .then(async () => {
+        if (!h.wanted || this.stopped || h.healthWatch === undefined) return;
+        if (state === 'unhealthy' && h.state === 'ACTIVE') {
+          const reason = failingChecks(round);
+          this.log.warn({ instance: h.key, reason }, 'instance unhealthy: out of routing');
+          await this.report(h, 'UNHEALTHY', reason, this.healthEvent(h, 'instance.unhealthy', reason, round));
+        } else if (state === 'healthy' && h.state === 'UNHEALTHY') {
+          this.log.info({ instance: h.key }, 'instance healthy again: back in routing');
+          await this.report(h, 'ACTIVE', undefined, this.healthEvent(h, 'instance.healthy', 'its health checks pass again', round));
+        }
+      });
+  }
+
+  private healthEvent(h: Hosted, action: 'instance.unhealthy' | 'instance.healthy', reason: string, round: RoundResult): AuditEvent {
+    const at = this.wallClockMs();
+    return {
+      id: eventId(at, `i.${h.instanceId}.${this.nodeId}.${++h.healthChanges}`),
+      at,
+      actor: { kind: 'system', name: `node-${this.nodeId}` },
+      action,
+      target: { artifact: h.base, version: h.version, instanceId: h.instanceId, nodeId: this.nodeId },
+      reason,
+      details: { checks: round.results.map((r) => ({ check: r.check, type: r.type, status: r.status, detail: r.detail, durationMs: r.durationMs, attempts: r.attempts })) },
+    };
+  }
+
+  private stopChecks(h: Hosted): void {
+    h.healthWatch?.stop();
+    h.healthWatch = undefined;
+  }
+
   private async takeDown(h: Hosted): Promise<void> {
+    this.stopChecks(h);
     if (this.stopped) return;
     if (h.instance !== undefined && h.state !== 'FAILED') {
       await this.report(h, 'DRAINING');
@@ -413,16 +528,17 @@ export class InstanceManager implements LocalInstances {
    * Writes `state` for `h`, retrying transient failures until it is written or moot. Live states require the assignment,
    * DRAINING and STOPPED require the record: otherwise nothing is written (see the file comment).
    */
-  private async report(h: Hosted, state: InstanceState, reason?: string): Promise<void> {
+  private async report(h: Hosted, state: InstanceState, reason?: string, event?: AuditEvent): Promise<void> {
     h.state = state;
     h.reason = reason;
     const value = JSON.stringify({ state, nodeId: this.nodeId, address: this.settings.address, instanceId: h.instanceId, artifact: h.base, version: h.version, ...(reason === undefined ? {} : { reason }) });
+    const writes: Operation[] = [{ type: 'put', key: h.key, value }, ...(event === undefined ? [] : [eventWrite(event)])];
     const live = state !== 'DRAINING' && state !== 'STOPPED';
     const guard = live ? h.assignmentKey : h.key;
     for (let attempt = 1; ; attempt++) {
       if (this.stopped) return;
       try {
-        const result = await this.port.txn([{ key: guard, target: 'exists', op: '=', value: true }], [{ type: 'put', key: h.key, value }]);
+        const result = await this.port.txn([{ key: guard, target: 'exists', op: '=', value: true }], writes);
         if (!result.succeeded) this.log.info({ instance: h.key, state }, `state not written: the ${live ? 'assignment' : 'record'} is gone`);
         return;
       } catch (error) {
@@ -481,8 +597,14 @@ export class InstanceManager implements LocalInstances {
   }
 }
 
+/** The failing checks of a round, for a reason: `http-0: HTTP 500 in 3 ms; tcp-1: …`. */
+function failingChecks(round: RoundResult): string {
+  const failing = round.results.filter((r) => r.status !== 'success');
+  return `health checks failing: ${failing.map((r) => `${r.check} ${r.status} (${r.detail})`).join('; ') || 'no check passed'}`;
+}
+
 /** `health()` passes when it returns nothing, `true`, or an object with `healthy: true`. */
-function isHealthy(answer: unknown): boolean {
+export function isHealthy(answer: unknown): boolean {
   if (answer === undefined || answer === true) return true;
   return typeof answer === 'object' && answer !== null && (answer as { healthy?: unknown }).healthy === true;
 }

@@ -61,6 +61,8 @@ export interface InstanceFacts {
   readonly active: number;
   /** Ids of every instance reported, in any state: what a rollback stops. */
   readonly reported: readonly string[];
+  /** Instances reported UNHEALTHY (failing their declared health checks), each with its reason. */
+  readonly unhealthy?: readonly string[];
 }
 
 /** The controller's pre-deploy validation (issue 5 item 2), run while the record is VALIDATING. */
@@ -249,7 +251,7 @@ function pausedWait(record: UpdateRecord, at: number, ...deadlines: (number | nu
 
 /** The health gate's step, when it changes anything durable. */
 function healthStep(record: UpdateRecord, facts: UpdateFacts, at: number): Commit | undefined {
-  const evaluation = evaluateHealth(record, facts.health, at);
+  const evaluation = evaluateHealth(record, facts.health, at, facts.newInstances.unhealthy);
   const gate = record.healthGate;
   if (evaluation.verdict === 'healthy') {
     if (gate.consecutiveBreaches === 0) return undefined;

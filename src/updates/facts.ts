@@ -20,18 +20,30 @@ export interface HealthSource {
   snapshot(base: string, version: string, options: { readonly windowMs: number }): VersionHealth | undefined;
 }
 
-/** Instances of `base:version` among `instances` (the `instance/` entries). */
+/**
+ * Instances of `base:version` among `instances` (the `instance/` entries). An UNHEALTHY one (failing
+ * its declared checks) is listed in `unhealthy` with its node's reason, which the health gate quotes.
+ */
 export function instanceFacts(instances: Iterable<StoredEntry>, base: ArtifactBase, version: string): InstanceFacts {
   let active = 0;
   const reported: string[] = [];
+  const unhealthy: string[] = [];
   for (const entry of instances) {
     const parts = parseInstanceKey(entry.key);
     if (parts === undefined || parts.base !== base || parts.version.text !== version) continue;
     reported.push(parts.instanceId);
     const record = parseInstanceRecord(entry.value, parts.nodeId);
-    if (record.ok && record.value.state === 'ACTIVE') active++;
+    if (!record.ok) continue;
+    if (record.value.state === 'ACTIVE') active++;
+    else if (record.value.state === 'UNHEALTHY') unhealthy.push(`instance ${parts.instanceId} on node ${parts.nodeId} of ${version}: ${unhealthyReason(entry.value)}`);
   }
-  return { active, reported };
+  return { active, reported, unhealthy };
+}
+
+/** The reason an UNHEALTHY record gives (its failing checks), or a plain one. */
+function unhealthyReason(value: string): string {
+  const reason = (JSON.parse(value) as { reason?: unknown }).reason;
+  return typeof reason === 'string' && reason.length > 0 ? reason : 'health checks failing';
 }
 
 /** The stored routing record, undefined when absent or unreadable. */

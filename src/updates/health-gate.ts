@@ -5,7 +5,9 @@
  *
  * Rules:
  * - A breach is an error rate above `maxErrorRate` or a p99 latency above `maxLatencyMs` (strictly
- *   above: a threshold is the largest value still accepted).
+ *   above: a threshold is the largest value still accepted), or an instance of the new version
+ *   failing its declared health checks (reported UNHEALTHY by its node, issue 7): that one needs
+ *   no traffic, so it counts even when the window has too few calls to judge the metrics.
  * - Fewer than `minRequestCount` calls in the window (default 20, see `request.ts`), or no data,
  *   is inconclusive: neither a breach nor healthy. The count of consecutive breaches stays as it
  *   was, so a version whose traffic stops is neither rolled back for it nor cleared by it.
@@ -62,12 +64,18 @@ export function thresholdBreaches(record: UpdateRecord, health: VersionHealth): 
  * Judges `health` (the new version's, over the last window; undefined when no calls were seen) at
  * `nowMs` (wall-clock epoch ms) against `record`'s thresholds and health-gate state.
  */
-export function evaluateHealth(record: UpdateRecord, health: VersionHealth | undefined, nowMs: number): HealthEvaluation {
+export function evaluateHealth(record: UpdateRecord, health: VersionHealth | undefined, nowMs: number, checkFailures: readonly string[] = []): HealthEvaluation {
   const { minRequestCount } = record.thresholds;
-  if (health === undefined) return inconclusive(record, `no traffic on ${record.newVersion} in the window`);
-  if (![health.requestCount, health.errorRate, health.p99LatencyMs].every(Number.isFinite)) return inconclusive(record, 'unreadable metrics (not finite)');
-  if (health.requestCount < minRequestCount) return inconclusive(record, `too little traffic: ${health.requestCount} calls in the window, fewer than ${minRequestCount}`);
-  const reasons = thresholdBreaches(record, health);
+  const metricsProblem =
+    health === undefined
+      ? `no traffic on ${record.newVersion} in the window`
+      : ![health.requestCount, health.errorRate, health.p99LatencyMs].every(Number.isFinite)
+        ? 'unreadable metrics (not finite)'
+        : health.requestCount < minRequestCount
+          ? `too little traffic: ${health.requestCount} calls in the window, fewer than ${minRequestCount}`
+          : undefined;
+  if (metricsProblem !== undefined && checkFailures.length === 0) return inconclusive(record, metricsProblem);
+  const reasons = [...(metricsProblem === undefined ? thresholdBreaches(record, health!) : []), ...checkFailures];
   const gate = record.healthGate;
   if (reasons.length === 0) return { verdict: 'healthy', breach: false, reasons, consecutiveBreaches: 0, counted: false, decision: 'continue' };
   const counted = gate.lastBreachAt === null || nowMs >= gate.lastBreachAt + gate.intervalMs;

@@ -34,9 +34,9 @@ test('an embedded client (no node) round-robins over every ACTIVE instance', (t)
   t.deepEqual(ids, ['a', 'b', 'c', 'a', 'b', 'c']);
 });
 
-test('only ACTIVE instances are picked: never STARTING, HEALTH_CHECKING, DRAINING, STOPPED or FAILED', (t) => {
+test('only ACTIVE instances are picked: never STARTING, HEALTH_CHECKING, UNHEALTHY, DRAINING, STOPPED or FAILED', (t) => {
   const table = new RoutingTable();
-  const states = ['STARTING', 'HEALTH_CHECKING', 'DRAINING', 'STOPPED', 'FAILED'] as const;
+  const states = ['STARTING', 'HEALTH_CHECKING', 'UNHEALTHY', 'DRAINING', 'STOPPED', 'FAILED'] as const;
   table.load([routing(1, 1), ...states.map((s) => instance(1, NEW, s.toLowerCase(), s)), ...states.map((s) => instance(1, OLD, s.toLowerCase(), s)), instance(2, NEW, 'up'), instance(3, OLD, 'up')]);
   const picked = new Set(Array.from({ length: 40 }, () => ok(table.route(GREETER, LOCAL)).instance.key));
   t.deepEqual([...picked].sort(), [instanceKeyOf(2, NEW, 'up'), instanceKeyOf(3, OLD, 'up')].sort());

@@ -58,3 +58,15 @@ test('with auto-rollback off, breaches only pause, however many', (t) => {
 test('a healthy evaluation resets the count', (t) => {
   t.like(evaluateHealth(gated({}, 2, T0), health(100, 0, 10), T0 + 1), { verdict: 'healthy', consecutiveBreaches: 0, decision: 'continue' });
 });
+
+test('new instances failing their health checks are a breach even without traffic, beside the metric breaches', (t) => {
+  const failing = ['instance i1 on node 2 of 2.0.0: health checks failing: ready failure (HTTP 500 in 3 ms)'];
+  const alone = evaluateHealth(gated(), undefined, T0, failing);
+  t.like(alone, { verdict: 'breach', breach: true, consecutiveBreaches: 1, counted: true, decision: 'pause' });
+  t.deepEqual(alone.reasons, failing);
+  t.like(evaluateHealth(gated(), health(5, 0, 10), T0, failing), { verdict: 'breach' }, 'too little traffic does not hide them');
+  t.deepEqual(evaluateHealth(gated(), health(200, 0.05, 100), T0, failing).reasons, ['error rate 5.00% above 1.00% (10 of 200 calls)', ...failing]);
+  const third = evaluateHealth(gated({}, 2, T0), undefined, T0 + 60_000, failing);
+  t.like(third, { consecutiveBreaches: 3, decision: 'rollback' });
+  t.is(evaluateHealth(gated(), health(200, 0, 10), T0, []).verdict, 'healthy');
+});
