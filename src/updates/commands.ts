@@ -53,7 +53,7 @@ function checked(options: CommandOptions, fallback: string): { actor: Actor; rea
 }
 
 function changed(record: UpdateRecord, next: UpdateRecord, step: string, reason: string, writes: readonly KvWrite[] = []): CommandResult {
-  return next === record ? noop(reason) : { kind: 'commit', step, record: next, writes };
+  return next === record ? noop(reason) : { kind: 'commit', step, from: record, record: next, writes };
 }
 
 /** Pause: sets the flag with the operator's reason. */
@@ -72,7 +72,7 @@ export function resumeUpdate(record: UpdateRecord, options: CommandOptions): Com
 export function cancelUpdate(record: UpdateRecord, options: CommandOptions): CommandResult {
   if (record.state === 'CANCELLED') return noop('already cancelled');
   const o = checked(options, 'cancelled by an operator');
-  return { kind: 'commit', step: `${record.state} -> CANCELLED`, record: transition(record, 'CANCELLED', o), writes: [] };
+  return { kind: 'commit', step: `${record.state} -> CANCELLED`, from: record, record: transition(record, 'CANCELLED', o), writes: [] };
 }
 
 /** Rollback: → ROLLING_BACK with routing 0:1 in the same transaction (see `enterRollingBack`). */
@@ -96,7 +96,8 @@ export function completeUpdate(record: UpdateRecord, options: CommandOptions): C
     throw new CutoverError('ROUTING_INCOMPLETE', `update ${record.id}: complete needs routing 1:0, it is ${routing === null ? 'unset' : formatRatio(routing)}`);
   }
   const resumed = resume(record, { ...o, reason: `resumed to complete: ${o.reason}` });
-  return enterCompleting(resumed, o.actor, o.reason, o.nowMs);
+  // From `record`: the resume entry is this command's too, and gets its event.
+  return { ...enterCompleting(resumed, o.actor, o.reason, o.nowMs), from: record };
 }
 
 function requireRoutable(record: UpdateRecord, what: string, states: readonly string[]): void {
@@ -118,7 +119,7 @@ export function setRouting(record: UpdateRecord, ratio: Ratio, options: CommandO
   const at = effectiveNow(routed, o.nowMs);
   const next = withLogEntry({ ...routed, routing: ratio }, { step: `route ${formatRatio(ratio)}`, at, actor: o.actor, reason: o.reason });
   const write: KvWrite = { type: 'put', key: versionRoutingKey(record.base), value: routingValue(record, ratio) };
-  return { kind: 'commit', step: `route ${formatRatio(reduceRatio(ratio))}`, record: next, writes: [write] };
+  return { kind: 'commit', step: `route ${formatRatio(reduceRatio(ratio))}`, from: record, record: next, writes: [write] };
 }
 
 /**
@@ -138,7 +139,7 @@ export function approveStep(record: UpdateRecord, options: CommandOptions & { re
   const at = effectiveNow(record, o.nowMs);
   const approvals = [...record.approvals, { step: step.index, by: o.actor, at }].slice(-APPROVALS_MAX);
   const label = `approve step ${step.index + 1}/${steps.length} (${formatRatio(step.ratio)})`;
-  return { kind: 'commit', step: label, record: withLogEntry({ ...record, approvals }, { step: label, at, actor: o.actor, reason: o.reason }), writes: [] };
+  return { kind: 'commit', step: label, from: record, record: withLogEntry({ ...record, approvals }, { step: label, at, actor: o.actor, reason: o.reason }), writes: [] };
 }
 
 /**
@@ -167,5 +168,5 @@ export function promoteUpdate(record: UpdateRecord, options: CommandOptions): Co
   if (next.stepIndex === record.stepIndex && next.approvals === record.approvals && record.deadlines.nextStepAt === null && !grows) return noop('already at the last step');
   const writes: KvWrite[] = grows && record.instances.old !== null ? [{ type: 'put', key: blueprintKey(record.base, record.newVersion), value: formatBlueprint(record.instances.old.perNodeMax === undefined ? { instances: target } : { instances: target, perNodeMax: record.instances.old.perNodeMax }) }] : [];
   const label = `promote to step ${last.index + 1}/${steps.length}`;
-  return { kind: 'commit', step: label, record: withLogEntry(next, { step: label, at, actor: o.actor, reason: o.reason }), writes };
+  return { kind: 'commit', step: label, from: record, record: withLogEntry(next, { step: label, at, actor: o.actor, reason: o.reason }), writes };
 }

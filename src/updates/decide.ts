@@ -54,6 +54,7 @@ import { deployInstances, initialRouting, oldInstancesDuring, recordSteps, resol
 import { CONTROLLER, HEALTH_GATE, ROLLED_BACK_IDS_MAX, effectiveNow, formatUpdateRecord, isTerminal, updateKey, withLogEntry, type Actor, type UpdateRecord, type UpdateState } from './record.ts';
 import { formatRatio, reduceRatio, type Ratio } from './request.ts';
 import { byController, pause, transition } from './transitions.ts';
+import { updateEventWrites } from './update-events.ts';
 
 /** What the controller observed of one version's instances. */
 export interface InstanceFacts {
@@ -96,8 +97,12 @@ export interface Commit {
   readonly kind: 'commit';
   /** What the step is, as logged (`DEPLOYING -> DEPLOYED`, `route 1:3 (step 2/5)`, …). */
   readonly step: string;
+  /** The record the step was computed from: the log entries `record` adds to it become audit events. */
+  readonly from: UpdateRecord;
   readonly record: UpdateRecord;
   readonly writes: readonly KvWrite[];
+  /** The health gate's evidence (metrics, thresholds, reasons) for the events of its decisions. */
+  readonly evidence?: Readonly<Record<string, unknown>>;
 }
 
 export type Action = Wait | Commit;
@@ -107,13 +112,15 @@ export const MONITORED_STATES: readonly UpdateState[] = ['DEPLOYED', 'ROUTING', 
 
 /**
  * The one transaction that commits `commit`, guarded by the record's modRevision as read (0 for a
- * record that does not exist yet). Asserts the new record is valid (a bug otherwise).
+ * record that does not exist yet): the new record, the step's writes, and the audit events of the
+ * log entries the step adds (`update-events.ts`; deterministic ids, so a retry puts the same keys).
+ * Asserts the new record is valid (a bug otherwise).
  */
 export function commitTxn(commit: Commit, recordModRevision: number): { readonly compare: Compare[]; readonly success: Operation[]; readonly failure: Operation[] } {
   const key = updateKey(commit.record.id);
   return {
     compare: [{ key, target: 'modRevision', op: '=', value: recordModRevision }],
-    success: [{ type: 'put', key, value: formatUpdateRecord(commit.record) }, ...commit.writes],
+    success: [{ type: 'put', key, value: formatUpdateRecord(commit.record) }, ...commit.writes, ...updateEventWrites(commit.from, commit.record, commit.evidence)],
     failure: [],
   };
 }
@@ -145,8 +152,8 @@ function wait(wakeAt: number | null, reason: string): Wait {
   return { kind: 'wait', wakeAt, reason };
 }
 
-function commit(step: string, record: UpdateRecord, writes: readonly KvWrite[] = []): Commit {
-  return { kind: 'commit', step, record, writes };
+function commit(from: UpdateRecord, step: string, record: UpdateRecord, writes: readonly KvWrite[] = []): Commit {
+  return { kind: 'commit', step, from, record, writes };
 }
 
 function earliest(...times: (number | null)[]): number | null {
@@ -174,12 +181,12 @@ export function enterRollingBack(record: UpdateRecord, actor: Actor, reason: str
   const at = effectiveNow(record, nowMs);
   const next = transition(record, 'ROLLING_BACK', { actor, reason, nowMs: at });
   const old = record.instances.old;
-  if (record.routing === null || old === null) return commit(`${record.state} -> ROLLING_BACK`, next);
+  if (record.routing === null || old === null) return commit(record, `${record.state} -> ROLLING_BACK`, next);
   const back: Ratio = { newWeight: 0, oldWeight: 1 };
   const writes = [routingWrite(record, back)];
   if (oldInstancesDuring(record.strategy, old) !== old.instances) writes.push(blueprintWrite(record, record.oldVersion, old));
   const rolling: UpdateRecord = { ...next, routing: back, deadlines: { ...next.deadlines, restoreUntil: at + record.strategy.deployTimeoutMs } };
-  return commit(`${record.state} -> ROLLING_BACK`, rolling, writes);
+  return commit(record, `${record.state} -> ROLLING_BACK`, rolling, writes);
 }
 
 /**
@@ -194,7 +201,7 @@ export function enterCompleting(record: UpdateRecord, actor: Actor, reason: stri
   const { policy, gracePeriodMs } = record.cleanup;
   const graceCleanupAt = policy === 'MANUAL' ? null : at + (policy === 'GRACE_PERIOD' ? gracePeriodMs : 0);
   const completing: UpdateRecord = { ...next, routing: all, deadlines: { nextStepAt: null, monitoringUntil: null, deployUntil: null, restoreUntil: null, graceCleanupAt } };
-  return commit(`${record.state} -> COMPLETING`, completing, writes);
+  return commit(record, `${record.state} -> COMPLETING`, completing, writes);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -215,7 +222,7 @@ export function nextStep(record: UpdateRecord, facts: UpdateFacts, nowMs: number
   if (repair !== undefined) return repair;
   switch (record.state) {
     case 'PENDING':
-      return record.paused ? pausedWait(record, at) : commit('PENDING -> VALIDATING', transition(record, 'VALIDATING', byController('picked up by the controller', at)));
+      return record.paused ? pausedWait(record, at) : commit(record, 'PENDING -> VALIDATING', transition(record, 'VALIDATING', byController('picked up by the controller', at)));
     case 'VALIDATING':
       return validating(record, facts, at);
     case 'DEPLOYING':
@@ -256,14 +263,23 @@ function healthStep(record: UpdateRecord, facts: UpdateFacts, at: number): Commi
   if (evaluation.verdict === 'healthy') {
     if (gate.consecutiveBreaches === 0) return undefined;
     const reset = { ...record, healthGate: { ...gate, consecutiveBreaches: 0, lastBreachAt: null } };
-    return commit('health recovered', withLogEntry(reset, { step: 'health recovered', at, actor: HEALTH_GATE, reason: `healthy after ${gate.consecutiveBreaches} consecutive breaches` }));
+    return commit(record, 'health recovered', withLogEntry(reset, { step: 'health recovered', at, actor: HEALTH_GATE, reason: `healthy after ${gate.consecutiveBreaches} consecutive breaches` }));
   }
   if (!evaluation.breach || (!evaluation.counted && record.paused)) return undefined;
   const counted: UpdateRecord = { ...record, healthGate: { ...gate, consecutiveBreaches: evaluation.consecutiveBreaches, lastBreachAt: evaluation.counted ? at : gate.lastBreachAt } };
   const why = `${evaluation.consecutiveBreaches}/${gate.failureThreshold} consecutive breaches: ${evaluation.reasons.join('; ')}`;
-  if (evaluation.decision === 'rollback') return enterRollingBack(counted, HEALTH_GATE, `automatic rollback after ${why}`, at);
-  if (!record.paused) return commit('health breach: pause', pause(counted, { actor: HEALTH_GATE, reason: `health breach ${why}`, nowMs: at }));
-  return commit('health breach', withLogEntry(counted, { step: 'health breach', at, actor: HEALTH_GATE, reason: why }));
+  const evidence = healthEvidence(record, facts.health, evaluation.reasons, evaluation.consecutiveBreaches);
+  if (evaluation.decision === 'rollback') return { ...enterRollingBack(counted, HEALTH_GATE, `automatic rollback after ${why}`, at), from: record, evidence };
+  if (!record.paused) return { ...commit(record, 'health breach: pause', pause(counted, { actor: HEALTH_GATE, reason: `health breach ${why}`, nowMs: at })), evidence };
+  return { ...commit(record, 'health breach', withLogEntry(counted, { step: 'health breach', at, actor: HEALTH_GATE, reason: why })), evidence };
+}
+
+/** What the health gate judged, for the audit events of its decisions: the failing metrics and the thresholds they broke. */
+function healthEvidence(record: UpdateRecord, health: VersionHealth | undefined, reasons: readonly string[], consecutiveBreaches: number): Record<string, unknown> {
+  const { maxErrorRate, maxLatencyMs, minRequestCount } = record.thresholds;
+  const metrics =
+    health === undefined ? null : { requestCount: health.requestCount, errorCount: health.errorCount, errorRate: health.errorRate, avgLatencyMs: health.avgLatencyMs, p99LatencyMs: health.p99LatencyMs, windowMs: health.windowMs };
+  return { reasons: [...reasons], consecutiveBreaches, failureThreshold: record.healthGate.failureThreshold, thresholds: { maxErrorRate, maxLatencyMs, minRequestCount }, metrics };
 }
 
 /** Re-put the routing record when the stored one differs from what this update last wrote. */
@@ -280,15 +296,15 @@ function routingRepair(record: UpdateRecord, facts: UpdateFacts, at: number): Co
   if (matches) return undefined;
   const found = stored === undefined ? 'none' : `${stored.updateId} ${stored.newVersion.text}:${stored.oldVersion.text} ${stored.newWeight}:${stored.oldWeight}`;
   const repaired = withLogEntry(record, { step: 'repair routing', at, actor: CONTROLLER, reason: `version-routing was ${found}; rewritten as ${formatRatio(ratio)}` });
-  return commit('repair routing', repaired, [routingWrite(record, ratio)]);
+  return commit(record, 'repair routing', repaired, [routingWrite(record, ratio)]);
 }
 
 function validating(record: UpdateRecord, facts: UpdateFacts, at: number): Action {
   const outcome = facts.validation;
   if (outcome === undefined) return wait(null, 'waiting for validation');
-  if (!outcome.ok) return commit('VALIDATING -> FAILED', transition(record, 'FAILED', byController(`validation blocked: ${outcome.blockers.join('; ')}`, at)));
+  if (!outcome.ok) return commit(record, 'VALIDATING -> FAILED', transition(record, 'FAILED', byController(`validation blocked: ${outcome.blockers.join('; ')}`, at)));
   const target = resolveTarget(record.instances.requested, outcome.oldBlueprint);
-  if (target < 1) return commit('VALIDATING -> FAILED', transition(record, 'FAILED', byController(`nothing to deploy: ${record.oldVersion} runs 0 instances and the request names no count`, at)));
+  if (target < 1) return commit(record, 'VALIDATING -> FAILED', transition(record, 'FAILED', byController(`nothing to deploy: ${record.oldVersion} runs 0 instances and the request names no count`, at)));
   if (record.paused) return pausedWait(record, at);
   const old = outcome.oldBlueprint;
   const deployed = transition(record, 'DEPLOYING', byController(`validation passed; starting ${deployInstances(record.strategy, target)} of ${target} new instances`, at));
@@ -301,7 +317,7 @@ function validating(record: UpdateRecord, facts: UpdateFacts, at: number): Actio
   };
   const writes = [blueprintWrite(record, record.newVersion, blueprintLike(old, deployInstances(record.strategy, target))), routingWrite(record, ratio)];
   if (oldInstancesDuring(record.strategy, old) !== old.instances) writes.push(blueprintWrite(record, record.oldVersion, blueprintLike(old, oldInstancesDuring(record.strategy, old))));
-  return commit('VALIDATING -> DEPLOYING', next, writes);
+  return commit(record, 'VALIDATING -> DEPLOYING', next, writes);
 }
 
 function deploying(record: UpdateRecord, facts: UpdateFacts, at: number): Action {
@@ -309,7 +325,7 @@ function deploying(record: UpdateRecord, facts: UpdateFacts, at: number): Action
   const active = facts.newInstances.active;
   if (active >= asked) {
     const next = transition(record, 'DEPLOYED', byController(`${active} new instances ACTIVE`, at));
-    return commit('DEPLOYING -> DEPLOYED', { ...next, deadlines: { ...next.deadlines, deployUntil: null } });
+    return commit(record, 'DEPLOYING -> DEPLOYED', { ...next, deadlines: { ...next.deadlines, deployUntil: null } });
   }
   const until = record.deadlines.deployUntil;
   if (until !== null && at >= until) return enterRollingBack(record, CONTROLLER, `deploy timed out: ${active} of ${asked} new instances ACTIVE after ${record.strategy.deployTimeoutMs} ms`, at);
@@ -326,7 +342,7 @@ function deployed(record: UpdateRecord, facts: UpdateFacts, at: number): Action 
   const asked = askedInstances(record);
   const active = facts.newInstances.active;
   if (active < asked) return wait(healthWake(record, at), `DEPLOYED: waiting for ${asked} new instances ACTIVE again (${active} are) before routing`);
-  return commit('DEPLOYED -> ROUTING', transition(record, 'ROUTING', byController(`${active} new instances ACTIVE; routing starts`, at)));
+  return commit(record, 'DEPLOYED -> ROUTING', transition(record, 'ROUTING', byController(`${active} new instances ACTIVE; routing starts`, at)));
 }
 
 function routing(record: UpdateRecord, facts: UpdateFacts, at: number): Action {
@@ -337,7 +353,7 @@ function routing(record: UpdateRecord, facts: UpdateFacts, at: number): Action {
     const asked = askedInstances(record);
     if (active >= asked) {
       const next = { ...record, deadlines: { ...record.deadlines, deployUntil: null } };
-      return commit('new instances ACTIVE', withLogEntry(next, { step: 'new instances ACTIVE', at, actor: CONTROLLER, reason: `${active} of ${asked} new instances ACTIVE` }));
+      return commit(record, 'new instances ACTIVE', withLogEntry(next, { step: 'new instances ACTIVE', at, actor: CONTROLLER, reason: `${active} of ${asked} new instances ACTIVE` }));
     }
     if (at >= deployUntil) return enterRollingBack(record, CONTROLLER, `deploy timed out: ${active} of ${asked} new instances ACTIVE after ${record.strategy.deployTimeoutMs} ms`, at);
   }
@@ -370,27 +386,27 @@ function applyStep(record: UpdateRecord, step: RoutingStep, of: number, at: numb
   };
   const approval = record.approvals.find((a) => a.step === step.index);
   const reason = approval === undefined ? 'hold passed, health holds' : `approved by ${approval.by.name}`;
-  return commit(label, withLogEntry(next, { step: label, at, actor: CONTROLLER, reason: grows ? `${reason}; starting new instances up to ${step.newInstancesAfter}` : reason }), writes);
+  return commit(record, label, withLogEntry(next, { step: label, at, actor: CONTROLLER, reason: grows ? `${reason}; starting new instances up to ${step.newInstancesAfter}` : reason }), writes);
 }
 
 function completing(record: UpdateRecord, at: number): Action {
   if (record.paused) return pausedWait(record, at, record.deadlines.graceCleanupAt);
-  if (record.cleanup.policy === 'MANUAL') return commit('COMPLETING -> COMPLETED', transition(record, 'COMPLETED', byController(`cleanup policy MANUAL: ${record.oldVersion} is kept until an operator removes it`, at)));
+  if (record.cleanup.policy === 'MANUAL') return commit(record, 'COMPLETING -> COMPLETED', transition(record, 'COMPLETED', byController(`cleanup policy MANUAL: ${record.oldVersion} is kept until an operator removes it`, at)));
   const cleanupAt = record.deadlines.graceCleanupAt;
   if (cleanupAt !== null && at < cleanupAt) return wait(earliest(cleanupAt, healthWake(record, at)), `old version ${record.oldVersion} removed at ${cleanupAt} (${record.cleanup.policy})`);
   const done = transition(record, 'COMPLETED', byController(`cleanup policy ${record.cleanup.policy}: removing ${record.oldVersion}`, at));
-  return commit('COMPLETING -> COMPLETED', done, [{ type: 'delete', key: blueprintKey(record.base, record.oldVersion) }]);
+  return commit(record, 'COMPLETING -> COMPLETED', done, [{ type: 'delete', key: blueprintKey(record.base, record.oldVersion) }]);
 }
 
 function rollingBack(record: UpdateRecord, facts: UpdateFacts, at: number): Action {
   const old = record.instances.old;
-  if (record.routing === null || old === null) return commit('ROLLING_BACK -> ROLLED_BACK', transition(record, 'ROLLED_BACK', byController('nothing was deployed', at)));
+  if (record.routing === null || old === null) return commit(record, 'ROLLING_BACK -> ROLLED_BACK', transition(record, 'ROLLED_BACK', byController('nothing was deployed', at)));
   const active = facts.oldInstances.active;
   const until = record.deadlines.restoreUntil;
   if (active >= old.instances) return finishRollback(record, facts, at, `${active} old instances ACTIVE`);
   if (until !== null && at >= until) {
     if (active > 0) return finishRollback(record, facts, at, `only ${active} of ${old.instances} old instances ACTIVE by the restore deadline`);
-    return commit('ROLLING_BACK -> FAILED', transition(record, 'FAILED', byController(`no ${record.oldVersion} instance ACTIVE by the restore deadline; ${record.newVersion} kept running behind routing 0:1`, at)));
+    return commit(record, 'ROLLING_BACK -> FAILED', transition(record, 'FAILED', byController(`no ${record.oldVersion} instance ACTIVE by the restore deadline; ${record.newVersion} kept running behind routing 0:1`, at)));
   }
   return wait(until, `waiting for ${old.instances} old instances ACTIVE (${active} are) before stopping ${record.newVersion}`);
 }
@@ -399,5 +415,5 @@ function finishRollback(record: UpdateRecord, facts: UpdateFacts, at: number, wh
   const done = transition(record, 'ROLLED_BACK', byController(`${why}; stopping ${record.newVersion}`, at));
   const reported = facts.newInstances.reported;
   const rollback = done.rollback === null ? null : { ...done.rollback, rolledBackInstances: reported.slice(0, ROLLED_BACK_IDS_MAX), rolledBackCount: reported.length };
-  return commit('ROLLING_BACK -> ROLLED_BACK', { ...done, rollback }, [{ type: 'delete', key: blueprintKey(record.base, record.newVersion) }]);
+  return commit(record, 'ROLLING_BACK -> ROLLED_BACK', { ...done, rollback }, [{ type: 'delete', key: blueprintKey(record.base, record.newVersion) }]);
 }

@@ -9,12 +9,14 @@
  * blocker's code; the controller validates again in VALIDATING, when the state may have changed.
  * The record and the `active-update/{base}` key are created by one transaction that requires the
  * key absent (or still holding the stale entry of a finished update, by its modRevision), so of two
- * concurrent Starts on one artifact one gets ALREADY_EXISTS naming the other's id.
+ * concurrent Starts on one artifact one gets ALREADY_EXISTS naming the other's id. The same
+ * transaction writes the `update.started` audit event (`update-events.ts`).
  *
  * Commands read the record, apply the pure command, and commit its `Commit` with `commitTxn` as
  * ONE transaction on the record's modRevision; a failed compare (the controller or another operator
  * moved the record) re-reads and retries, at most `commandAttemptsMax` times, then CONFLICT. A
- * command that finishes the update (Cancel) writes its release revision in the same transaction.
+ * command that finishes the update (Cancel) writes its release revision in the same transaction;
+ * every command's audit events are in it too (`commitTxn`).
  */
 import type { KeyValue } from '../kv/types.ts';
 import type { ClusterPort } from '../node/cluster-port.ts';
@@ -39,6 +41,7 @@ import {
   type RollbackTarget,
 } from './release.ts';
 import { parseStartRequest } from './request.ts';
+import { updateEventWrites } from './update-events.ts';
 import { UpdateValidationError, currentVersion, lookupArtifact, validateUpdate } from './validation.ts';
 
 export interface UpdateOperationsOptions {
@@ -184,6 +187,7 @@ export class UpdateOperations {
         [
           { type: 'put', key, value: formatUpdateRecord(record) },
           { type: 'put', key: activeKey, value: formatActiveUpdate({ updateId: id, rollbackOfRevision: origin.rollbackOfRevision ?? null }) },
+          ...updateEventWrites(undefined, record),
         ],
       );
       if (txn.succeeded) return { record, modRevision: txn.revision };

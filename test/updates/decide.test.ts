@@ -309,7 +309,7 @@ test('operator Rollback commits routing 0:1 in its own transaction; the rollback
   if (result.kind !== 'commit') return;
   const txn = commitTxn(result, cluster.record().modRevision);
   t.deepEqual(txn.compare, [{ key: updateKey('u1'), target: 'modRevision', op: '=', value: cluster.record().modRevision }]);
-  t.deepEqual(txn.success.map((op) => `${op.type} ${'key' in op ? op.key : ''}`), ['put rolling-update/u1', 'put version-routing/org.example:greeter']);
+  t.deepEqual(txn.success.map((op) => `${op.type} ${'key' in op ? op.key : ''}`), ['put rolling-update/u1', 'put version-routing/org.example:greeter', 'put event/1700000120000-u.u1.8']);
   run(t, cluster, result);
   t.deepEqual(cluster.routing(), { newWeight: 0, oldWeight: 1 });
   t.is(rollbackUpdate(cluster.record().record, { actor: alice, nowMs: d.now }).kind, 'noop');
@@ -407,7 +407,7 @@ test('the routing value is what the invoker parses; the stored record is the fir
   t.is(action.kind, 'commit');
   if (action.kind !== 'commit') return;
   const txn = commitTxn(action, 42);
-  t.deepEqual(txn.success.map((op) => (op.type === 'put' ? op.key : op.type)), ['rolling-update/u1', 'blueprint/org.example:greeter/2.0.0', 'version-routing/org.example:greeter']);
+  t.deepEqual(txn.success.map((op) => (op.type === 'put' ? op.key : op.type)), ['rolling-update/u1', 'blueprint/org.example:greeter/2.0.0', 'version-routing/org.example:greeter', 'event/1700000000000-u.u1.2']);
   t.deepEqual(txn.failure, []);
 });
 
