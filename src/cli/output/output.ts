@@ -54,7 +54,10 @@ export interface Output {
 export function stdoutOutput(format: OutputFormat, colourFlag: boolean, env: NodeJS.ProcessEnv): Output {
   const stdout = process.stdout;
   const columns = Number(env.COLUMNS);
-  const width = stdout.isTTY ? stdout.columns : Number.isInteger(columns) && columns > 0 ? columns : 80;
+  // A terminal that reports no size (0 columns: a pty nobody sized, as under `script` or some CI
+  // runners) counts as unknown, like a pipe: COLUMNS, else 80.
+  const ttyColumns = stdout.isTTY === true && stdout.columns > 0 ? stdout.columns : undefined;
+  const width = ttyColumns ?? (Number.isInteger(columns) && columns > 0 ? columns : 80);
   const fixedNow = Number(env.CUTOVER_NOW_MS);
   return {
     format,
