@@ -61,6 +61,7 @@ export async function runNode(config: NodeConfig): Promise<void> {
   const slices = new SliceHost({
     port: nodeClusterPort(node),
     clock: realClock,
+    wallClockMs: epochMs,
     logger,
     address: config.listen,
     leader: () => node.leaderInfo(),

@@ -5,10 +5,15 @@
  * - the invoker (local calls direct, remote ones over gRPC) and its metrics;
  * - the metrics pusher (1-second windows to the leader) and, on the leader, the aggregator that
  *   the rolling-update health gate reads;
- * - the leader-only placement controller.
+ * - the leader-only placement controller;
+ * - the health monitor running the declared checks of this node's instances, filing their raw
+ *   results in the node's local store (only state changes go through Raft).
  * It also answers the peer Invoke service (remote calls and pushed windows).
  */
 import type { InvokeHandler } from '../api/invoke-service.ts';
+import { runRound } from '../health/checks.ts';
+import { HealthMonitor } from '../health/monitor.ts';
+import type { HealthResultsStore } from '../health/types.ts';
 import { Invoker } from '../invoker/invoker.ts';
 import { MetricsAggregator } from '../invoker/metrics-aggregator.ts';
 import { InvocationMetrics, MetricsPusher, parseMetricsWindow, type MetricsWindow } from '../invoker/metrics.ts';
@@ -57,6 +62,10 @@ export interface SliceHostOptions {
   /** The leader this node knows (id 0 when none) and its invoke address. */
   readonly leader: () => { readonly id: number; readonly address: string | undefined };
   readonly settings: SliceHostSettings;
+  /** Wall-clock epoch ms (check results and audit events are stamped with it). */
+  readonly wallClockMs: () => number;
+  /** Where this node files its raw health-check results; none keeps no results (tests). */
+  readonly healthResults?: HealthResultsStore;
 }
 
 export class SliceHost implements InvokeHandler {
@@ -66,6 +75,7 @@ export class SliceHost implements InvokeHandler {
   readonly invoker: Invoker;
   readonly instances: InstanceManager;
   readonly remote: RemoteInvoker;
+  readonly health: HealthMonitor;
   private readonly placement: PlacementController;
   private readonly pusher: MetricsPusher;
   private readonly port: ClusterPort;
@@ -82,11 +92,21 @@ export class SliceHost implements InvokeHandler {
     this.metrics = new InvocationMetrics({ startMs: clock.nowMs() });
     this.aggregator = new MetricsAggregator({ clock });
     this.remote = new RemoteInvoker({ clock, logger });
+    const checkDeps = { clock, wallClockMs: options.wallClockMs };
+    this.health = new HealthMonitor({
+      clock,
+      wallClockMs: options.wallClockMs,
+      runRound: (spec, target) => runRound(spec, target, checkDeps),
+      logger,
+      ...(options.healthResults === undefined ? {} : { store: options.healthResults }),
+    });
     this.instances = new InstanceManager({
       port,
       clock,
       logger,
       address: options.address,
+      healthChecks: this.health,
+      wallClockMs: options.wallClockMs,
       loader: new ArtifactSliceLoader(port, new LocalArtifactCache(settings.artifactDir)),
       ...settings.instances,
     });
@@ -119,6 +139,7 @@ export class SliceHost implements InvokeHandler {
     this.stopLeaderWatch?.();
     this.stopFeed?.();
     await this.instances.stop();
+    this.health.close();
     this.remote.close();
   }
 

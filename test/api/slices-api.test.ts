@@ -18,6 +18,7 @@ import { CutoverNode } from '../../src/node/node.ts';
 import { SliceHost } from '../../src/node/slice-host.ts';
 import { realClock } from '../../src/platform/scheduler.ts';
 import { waitFor } from '../../src/platform/wait.ts';
+import { epochMs } from '../../src/platform/wall-clock.ts';
 import { MemoryStorage } from '../../src/raft/index.ts';
 import { packArtifact, sha256Hex, type PackedArtifact } from '../../src/slices/artifact-package.ts';
 import { silentLogger } from '../../src/util/logger.ts';
@@ -56,6 +57,7 @@ async function startNode(t: ExecutionContext): Promise<{ slices: SlicesClient; k
   const host = new SliceHost({
     port: nodeClusterPort(node),
     clock: realClock,
+    wallClockMs: epochMs,
     logger: silentLogger,
     address,
     leader: () => node.leaderInfo(),

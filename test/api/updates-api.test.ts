@@ -60,6 +60,7 @@ async function startNode(t: ExecutionContext): Promise<{ updates: Client; slices
   const host = new SliceHost({
     port: nodeClusterPort(node),
     clock: realClock,
+    wallClockMs: epochMs,
     logger: silentLogger,
     address,
     leader: () => node.leaderInfo(),

@@ -63,7 +63,7 @@ function instancesTable(output: Output, instances: readonly Instance[]): string 
     {
       header: 'STATE',
       cell: (i) => i.state,
-      style: (text, i, s) => (i.state === 'ACTIVE' ? s.green(text) : i.state === 'FAILED' || i.state === 'MALFORMED' ? s.red(text) : s.yellow(text)),
+      style: (text, i, s) => (i.state === 'ACTIVE' ? s.green(text) : i.state === 'FAILED' || i.state === 'UNHEALTHY' || i.state === 'MALFORMED' ? s.red(text) : s.yellow(text)),
     },
     { header: 'REASON', cell: (i) => (i.assigned ? i.reason : i.reason === '' ? 'not assigned' : `not assigned; ${i.reason}`), flexible: 2 },
   ];
