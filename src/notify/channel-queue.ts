@@ -41,8 +41,6 @@ export interface ChannelQueueOptions {
   readonly counters: readonly DeliveryCounters[];
   /** A fresh id for each attempt (`X-Cutover-Delivery`). */
   readonly deliveryId: () => string;
-  /** Told when the queue is empty after a notice finished (delivered, failed or dropped). */
-  readonly onProgress: () => void;
 }
 
 interface Item {
@@ -155,7 +153,6 @@ export class ChannelQueue {
 
   private finish(item: Item): void {
     if (this.items[0] === item) this.items.shift();
-    this.options.onProgress();
     this.pump();
   }
 
