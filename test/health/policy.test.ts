@@ -88,7 +88,7 @@ test('exhaustive: every verdict sequence up to length 9 for thresholds 1..3 x 1.
             }
             previous = o.state;
           }
-          t.is(tracker.state(), expected[length - 1]);
+          t.is(tracker.state(), expected[length - 1]!);
           sequences++;
         }
       }
