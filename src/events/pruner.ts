@@ -1,0 +1,251 @@
+/**
+ * The audit trail's bound (issue 7 item 5): a leader-only reconciler that deletes the oldest
+ * events beyond `countMax` (default 10 000) and those older than `ageMsMax` (default 7 days), in
+ * bounded batches, by key order (ids begin with the time, so key order is age order).
+ *
+ * While this node leads it keeps a mirror of the `event/` KEYS (read once per term, then followed
+ * by a watch), so a round costs no read of the values. A round computes the keys to delete from
+ * the mirror and the wall clock, and deletes at most `batchMax` keys per transaction and
+ * `batchesPerRoundMax` transactions per round; what is left waits for the next round, which it
+ * asks for at once. Rounds run on leadership gained, when a write takes the count past the bound,
+ * and every `intervalMs` (age grows without any write).
+ *
+ * Why deletes need no compare: events are written once and never changed, and both bounds only
+ * ever move forward (newer events push the count, time pushes the age), so a key that is past a
+ * bound stays past it; deleting an already deleted key is a no-op. A deposed leader's view holds
+ * at most the events this one holds, so it never deletes one this one would keep. The check that
+ * this node still leads is made right before each proposal anyway, as the other controllers do.
+ */
+import type { WatchEvent } from '../kv/index.ts';
+import { SortedKeys } from '../kv/sorted-keys.ts';
+import type { ClusterPort } from '../node/cluster-port.ts';
+import type { Clock } from '../util/clock.ts';
+import { InvalidArgumentError } from '../util/errors.ts';
+import type { Logger } from '../util/logger.ts';
+import { RoundLoop } from '../util/round-loop.ts';
+import { EVENT_PREFIX, eventKeyAt } from './event.ts';
+
+export const EVENT_COUNT_MAX_DEFAULT = 10_000;
+export const EVENT_AGE_MS_MAX_DEFAULT = 7 * 24 * 3_600_000;
+
+export interface EventPrunerOptions {
+  readonly port: ClusterPort;
+  /** Monotonic time for scheduling. */
+  readonly clock: Clock;
+  /** Wall-clock epoch ms: the time event ids are written in. */
+  readonly wallClockMs: () => number;
+  readonly logger: Logger;
+  /** Most events kept (default 10 000). */
+  readonly countMax?: number;
+  /** Oldest event kept, in ms (default 7 days). */
+  readonly ageMsMax?: number;
+  /** Keys deleted per transaction (default 100; the KV store takes 128 operations per transaction). */
+  readonly batchMax?: number;
+  /** Transactions per round (default 10). */
+  readonly batchesPerRoundMax?: number;
+  /** Time between rounds with nothing else waking one (default 60 000). */
+  readonly intervalMs?: number;
+  /** First delay after an error; doubles per consecutive error (default 100). */
+  readonly retryDelayMsMin?: number;
+  /** Longest delay after errors (default 5000). */
+  readonly retryDelayMsMax?: number;
+}
+
+export interface EventPrunerStatus {
+  readonly active: boolean;
+  readonly term: number | undefined;
+  /** Events in the mirror (this node leads) at the last round. */
+  readonly events: number;
+  readonly deleted: number;
+  readonly lastError: { readonly code: string; readonly message: string; readonly atMs: number } | undefined;
+}
+
+/** The keys to delete now from `keys` (sorted ascending): past the count first, then past the age; at most `max`. */
+export function keysToPrune(keys: readonly string[], options: { readonly countMax: number; readonly ageMsMax: number; readonly nowMs: number; readonly max: number }): string[] {
+  const overCount = Math.max(0, keys.length - options.countMax);
+  const cutoff = eventKeyAt(options.nowMs - options.ageMsMax);
+  let end = overCount;
+  while (end < keys.length && keys[end]! < cutoff) end++;
+  return keys.slice(0, Math.min(end, options.max));
+}
+
+class Session {
+  readonly mirror = new SortedKeys();
+  unwatch: () => void = () => {};
+  loaded = false;
+  loop!: RoundLoop;
+  cancelWake: () => void = () => {};
+
+  constructor(readonly term: number) {}
+
+  close(): void {
+    this.unwatch();
+    this.cancelWake();
+    this.loop.cancel();
+  }
+}
+
+function positiveInteger(field: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value <= 0) throw new InvalidArgumentError(field, `must be a positive integer, got ${String(value)}`);
+  return value;
+}
+
+function errorCode(error: unknown): string {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' ? code : 'INTERNAL';
+}
+
+/** Keeps the audit trail within its bounds while this node leads (see the module comment). */
+export class EventPruner {
+  private readonly port: ClusterPort;
+  private readonly clock: Clock;
+  private readonly wallClockMs: () => number;
+  private readonly log: Logger;
+  readonly countMax: number;
+  readonly ageMsMax: number;
+  private readonly batchMax: number;
+  private readonly batchesPerRoundMax: number;
+  private readonly intervalMs: number;
+  private readonly retryDelayMsMin: number;
+  private readonly retryDelayMsMax: number;
+  private session: Session | undefined;
+  private unsubscribe: (() => void) | undefined;
+  private deleted = 0;
+  private lastError: EventPrunerStatus['lastError'];
+
+  /** Validates the settings; throws INVALID_ARGUMENT naming the bad one. */
+  constructor(options: EventPrunerOptions) {
+    this.port = options.port;
+    this.clock = options.clock;
+    this.wallClockMs = options.wallClockMs;
+    this.log = options.logger.child({ component: 'event-pruner' });
+    this.countMax = positiveInteger('countMax', options.countMax ?? EVENT_COUNT_MAX_DEFAULT);
+    this.ageMsMax = positiveInteger('ageMsMax', options.ageMsMax ?? EVENT_AGE_MS_MAX_DEFAULT);
+    this.batchMax = positiveInteger('batchMax', options.batchMax ?? 100);
+    if (this.batchMax > 120) throw new InvalidArgumentError('batchMax', `must be at most 120 (a transaction takes 128 operations), got ${this.batchMax}`);
+    this.batchesPerRoundMax = positiveInteger('batchesPerRoundMax', options.batchesPerRoundMax ?? 10);
+    this.intervalMs = positiveInteger('intervalMs', options.intervalMs ?? 60_000);
+    this.retryDelayMsMin = positiveInteger('retryDelayMsMin', options.retryDelayMsMin ?? 100);
+    this.retryDelayMsMax = positiveInteger('retryDelayMsMax', options.retryDelayMsMax ?? 5000);
+    if (this.retryDelayMsMax < this.retryDelayMsMin) throw new InvalidArgumentError('retryDelayMsMax', `must be at least retryDelayMsMin (${this.retryDelayMsMin})`);
+  }
+
+  /** Follows leadership from now on; acts at once if this node already leads. Idempotent. */
+  start(): void {
+    if (this.unsubscribe !== undefined) return;
+    this.unsubscribe = this.port.onLeaderChange(() => this.guarded('leader change', () => this.followLeadership()));
+    this.followLeadership();
+  }
+
+  /** Stops acting and following leadership. Idempotent; a delete in flight may still apply. */
+  stop(): void {
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+    this.endSession();
+  }
+
+  status(): EventPrunerStatus {
+    return { active: this.session !== undefined, term: this.session?.term, events: this.session?.mirror.size ?? 0, deleted: this.deleted, lastError: this.lastError };
+  }
+
+  /** Asks for a round now. No-op when not leading. */
+  poke(): void {
+    this.session?.loop.wake();
+  }
+
+  private guarded(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (error) {
+      this.recordError(error);
+      this.log.error({ err: error, what }, 'event pruner callback failed');
+    }
+  }
+
+  private recordError(error: unknown): void {
+    this.lastError = { code: errorCode(error), message: error instanceof Error ? error.message : String(error), atMs: this.wallClockMs() };
+  }
+
+  private leads(session: Session): boolean {
+    return this.session === session && this.port.isLeader() && this.port.term() === session.term;
+  }
+
+  private followLeadership(): void {
+    if (this.unsubscribe === undefined) return;
+    const leading = this.port.isLeader();
+    const term = this.port.term();
+    if (this.session !== undefined && (!leading || this.session.term !== term)) this.endSession();
+    if (!leading || this.session !== undefined) return;
+    const session = new Session(term);
+    session.loop = new RoundLoop({
+      clock: this.clock,
+      retryDelayMsMin: this.retryDelayMsMin,
+      retryDelayMsMax: this.retryDelayMsMax,
+      round: () => this.round(session),
+      live: () => this.session === session,
+      onFailure: (error, failures, retryInMs) => {
+        this.recordError(error);
+        session.loaded = false;
+        this.log.warn({ err: error, code: errorCode(error), failures, retryInMs }, 'event pruning failed; retrying');
+      },
+    });
+    this.session = session;
+    session.loop.wake();
+  }
+
+  private endSession(): void {
+    const session = this.session;
+    if (session === undefined) return;
+    this.session = undefined;
+    session.close();
+  }
+
+  private async load(session: Session): Promise<void> {
+    session.unwatch();
+    session.mirror.reset([]);
+    const { kvs, revision } = await this.port.range(EVENT_PREFIX);
+    if (this.session !== session) return;
+    session.mirror.reset(kvs.map((kv) => kv.key));
+    session.unwatch = this.port.watch(EVENT_PREFIX, revision + 1, (events) => this.guarded('watch', () => this.onEvents(session, events)));
+    session.loaded = true;
+  }
+
+  private onEvents(session: Session, events: readonly WatchEvent[]): void {
+    if (this.session !== session) return;
+    for (const event of events) {
+      if (event.type === 'put') session.mirror.add(event.kv.key);
+      else session.mirror.delete(event.kv.key);
+    }
+    if (session.loaded && session.mirror.size > this.countMax) session.loop.wake();
+  }
+
+  private async round(session: Session): Promise<void> {
+    if (!session.loaded) await this.load(session);
+    for (let batch = 0; batch < this.batchesPerRoundMax; batch++) {
+      if (!this.leads(session)) {
+        if (this.session === session) this.followLeadership();
+        return;
+      }
+      const keys = keysToPrune(session.mirror.all(), { countMax: this.countMax, ageMsMax: this.ageMsMax, nowMs: this.wallClockMs(), max: this.batchMax });
+      if (keys.length === 0) break;
+      await this.port.txn(
+        [],
+        keys.map((key) => ({ type: 'delete', key })),
+      );
+      // The watch has already applied the deletes to the mirror (a txn settles after it applies here).
+      for (const key of keys) session.mirror.delete(key);
+      this.deleted += keys.length;
+      this.log.debug({ deleted: keys.length, left: session.mirror.size }, 'events pruned');
+      // Past the round's batches: ask for another round rather than hold the loop.
+      if (batch === this.batchesPerRoundMax - 1) session.loop.again();
+    }
+    this.schedule(session);
+  }
+
+  private schedule(session: Session): void {
+    session.cancelWake();
+    session.cancelWake = this.clock.schedule(this.intervalMs, () => {
+      if (this.session === session) this.guarded('wake-up', () => session.loop.wake());
+    });
+  }
+}
