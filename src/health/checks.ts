@@ -67,18 +67,21 @@ export async function runCheck(spec: CheckSpec, target: CheckTarget, deps: Check
   let attempts = 0;
   let last: Attempt = { status: 'timeout', detail: `no time to run within a budget of ${options.budgetMs} ms`, transient: false };
   let durationMs = 0;
+  let firstAttemptMs = 0;
   for (;;) {
-    const remainingMs = deadlineMs - deps.clock.nowMs();
-    if (attempts > 0 && remainingMs < ATTEMPT_MS_MIN) break;
-    const attemptMs = Math.max(0, Math.min(spec.timeoutMs, Math.floor(remainingMs)));
+    // Rounded: the sub-millisecond that passed since the call is not worth a "1999 ms" detail.
+    const attemptMs = Math.max(0, Math.min(spec.timeoutMs, Math.round(deadlineMs - deps.clock.nowMs())));
+    if (attempts === 0) firstAttemptMs = attemptMs;
     const startMs = deps.clock.nowMs();
     last = await attemptSafely(spec, target, deps.clock, attemptMs);
     durationMs = Math.max(0, Math.round(deps.clock.nowMs() - startMs));
     attempts++;
     if (!last.transient || attempts >= CHECK_ATTEMPTS_MAX) break;
     const backoffMs = TRANSIENT_BACKOFF_MS[attempts - 1] ?? TRANSIENT_BACKOFF_MS[TRANSIENT_BACKOFF_MS.length - 1] ?? 0;
-    // Retry only when the back-off leaves room for a useful attempt.
-    if (deadlineMs - deps.clock.nowMs() - backoffMs < ATTEMPT_MS_MIN) break;
+    // Retry only when the retry can have at least half the time the first attempt had: a sliver
+    // of an attempt would only turn a timeout into another, less telling one.
+    const leftMs = deadlineMs - deps.clock.nowMs() - backoffMs;
+    if (leftMs < Math.max(ATTEMPT_MS_MIN, firstAttemptMs / 2)) break;
     await new Promise<void>((resolve) => deps.clock.schedule(backoffMs, resolve));
   }
   return { check: spec.name, type: spec.type, status: last.status, at, durationMs, attempts, detail: clip(last.detail) };
