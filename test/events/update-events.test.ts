@@ -263,7 +263,7 @@ test('every log step maps to an action; every update action is produced by some 
     ['rollback to revision 3', 'update.step'],
     ['a step a newer Cutover logs', 'update.step'],
   ];
-  for (const [step, action] of table) t.is<string>(entryAction(step).action, action, step);
+  for (const [step, action] of table) t.is(entryAction(step).action as string, action, step);
   const produced = new Set<string>([...table.map(([, action]) => action), 'update.approval-requested', 'update.cleanup']);
   for (const action of EVENT_ACTIONS.filter((a) => a.startsWith('update.'))) t.true(produced.has(action), `${action} is produced`);
 });
