@@ -70,6 +70,7 @@ interface PbStart {
   cleanup_policy: string;
   grace_period_seconds?: number;
   initiated_by: string;
+  health_checks_json: string;
 }
 
 interface PbCommand {
@@ -105,7 +106,16 @@ export function startFields(req: PbStart): Record<string, unknown> {
     cleanupPolicy: emptyToUndefined(req.cleanup_policy),
     gracePeriodSeconds: req.grace_period_seconds,
     initiatedBy: emptyToUndefined(req.initiated_by),
+    healthChecks: req.health_checks_json === '' ? undefined : jsonField('health_checks_json', req.health_checks_json),
   };
+}
+
+function jsonField(field: string, text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new InvalidArgumentError(field, `must be JSON: ${error instanceof Error ? error.message : String(error)}`);
+  }
 }
 
 function pbActor(actor: Actor): { kind: string; name: string } {

@@ -12,8 +12,10 @@
  */
 import type { InvokeHandler } from '../api/invoke-service.ts';
 import { runRound } from '../health/checks.ts';
+import { parseHealthSpec } from '../health/spec.ts';
 import { HealthMonitor } from '../health/monitor.ts';
-import type { HealthResultsStore } from '../health/types.ts';
+import type { HealthResultsStore, HealthSpec } from '../health/types.ts';
+import { UPDATE_PREFIX, parseUpdateRecord, type UpdateRecord } from '../updates/record.ts';
 import { Invoker } from '../invoker/invoker.ts';
 import { MetricsAggregator } from '../invoker/metrics-aggregator.ts';
 import { InvocationMetrics, MetricsPusher, parseMetricsWindow, type MetricsWindow } from '../invoker/metrics.ts';
@@ -22,7 +24,7 @@ import { RoutingTable } from '../invoker/routing-table.ts';
 import { followRoutingTable } from '../invoker/table-feed.ts';
 import { LocalArtifactCache } from '../slices/artifact-cache.ts';
 import { InstanceManager, type InstanceManagerOptions } from '../slices/instance-manager.ts';
-import { instanceKey, requireArtifactBase, requireSemVer } from '../slices/keys.ts';
+import { instanceKey, requireArtifactBase, requireSemVer, type ArtifactBase } from '../slices/keys.ts';
 import { PlacementController } from '../slices/placement-controller.ts';
 import { ArtifactSliceLoader } from '../slices/slice-loader.ts';
 import type { Clock } from '../util/clock.ts';
@@ -106,6 +108,7 @@ export class SliceHost implements InvokeHandler {
       logger,
       address: options.address,
       healthChecks: this.health,
+      healthSpecOf: (base, version) => this.updateHealthChecks(base, version),
       wallClockMs: options.wallClockMs,
       loader: new ArtifactSliceLoader(port, new LocalArtifactCache(settings.artifactDir)),
       ...settings.instances,
@@ -160,6 +163,22 @@ export class SliceHost implements InvokeHandler {
     const parsed = parseMetricsWindow(window);
     if (!parsed.ok) throw new InvalidArgumentError('window', parsed.reason);
     this.aggregator.ingest(parsed.value);
+  }
+
+  /**
+   * The health checks an update gave `base:version` (its override of the manifest's), from the
+   * newest update record that deploys that version with one; undefined when none did. Read from
+   * this node's applied state when an instance starts.
+   */
+  private async updateHealthChecks(base: ArtifactBase, version: string): Promise<HealthSpec | undefined> {
+    const { kvs } = await this.port.range(UPDATE_PREFIX, { serializable: true });
+    let newest: UpdateRecord | undefined;
+    for (const kv of kvs) {
+      const parsed = parseUpdateRecord(kv.value);
+      if (!parsed.ok || parsed.value.base !== base || parsed.value.newVersion !== version || parsed.value.healthChecks === null) continue;
+      if (newest === undefined || parsed.value.createdAt > newest.createdAt) newest = parsed.value;
+    }
+    return newest === undefined ? undefined : parseHealthSpec(newest.healthChecks);
   }
 
   /** The leader takes its own windows directly; the others push them over gRPC. */

@@ -26,6 +26,7 @@
  * ignores unknown extra fields so that a newer writer can add some. Absent values are `null`, not
  * missing, so that the JSON form is stable.
  */
+import { healthSpecJson, parseHealthSpec } from '../health/spec.ts';
 import { INSTANCES_MAX, type BlueprintRecord } from '../slices/blueprints.ts';
 import { parseArtifactBase, parseSemVer, requireSemVer, type ArtifactBase } from '../slices/keys.ts';
 import { assert } from '../util/assert.ts';
@@ -188,6 +189,8 @@ export interface UpdateRecord {
   readonly log: readonly LogEntry[];
   readonly logDropped: number;
   readonly initiatedBy: string;
+  /** The update's health-check override for the new version (JSON form, src/health/spec.ts); null = its manifest's. */
+  readonly healthChecks: Readonly<Record<string, unknown>> | null;
   readonly createdAt: number;
   readonly updatedAt: number;
 }
@@ -268,6 +271,7 @@ export function createUpdateRecord(request: StartRequest, options: { readonly id
     log: [{ step: 'start', at, actor: { kind: 'user', name: request.initiatedBy }, reason: `${request.strategy} update of ${request.base} from ${oldVersion} to ${request.newVersion}` }],
     logDropped: 0,
     initiatedBy: request.initiatedBy,
+    healthChecks: request.healthChecks,
     createdAt: at,
     updatedAt: at,
   };
@@ -492,6 +496,16 @@ function checkInvariants(record: UpdateRecord): void {
   if (record.log.some((entry) => entry.at > record.updatedAt)) fail('log', 'must not hold entries after updatedAt');
 }
 
+/** Absent (a record written before issue 7) or null: none; else a spec `parseHealthSpec` accepts. */
+function healthChecksAt(value: unknown): Record<string, unknown> | null {
+  if (value === undefined || value === null) return null;
+  try {
+    return healthSpecJson(parseHealthSpec(value, 'healthChecks'));
+  } catch (error) {
+    return fail('healthChecks', error instanceof Error ? error.message : String(error));
+  }
+}
+
 function recordOf(json: Record<string, unknown>): UpdateRecord {
   const id = json.id;
   if (typeof id !== 'string' || !UPDATE_ID.test(id)) fail('id', "must be 1-128 letters, digits, '.', '_' and '-'");
@@ -519,6 +533,7 @@ function recordOf(json: Record<string, unknown>): UpdateRecord {
     log: logAt(json.log),
     logDropped: intAt(json.logDropped, 'logDropped', 0, Number.MAX_SAFE_INTEGER),
     initiatedBy: isPlainText(json.initiatedBy) ? json.initiatedBy : fail('initiatedBy', 'must be 1-128 characters without control characters'),
+    healthChecks: healthChecksAt(json.healthChecks),
     createdAt: timeAt(json.createdAt, 'createdAt'),
     updatedAt: timeAt(json.updatedAt, 'updatedAt'),
   };

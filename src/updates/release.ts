@@ -158,6 +158,7 @@ export function settingsOf(record: UpdateRecord): Record<string, unknown> {
     requireManualApproval: s.requireManualApproval,
     cleanupPolicy: record.cleanup.policy,
     gracePeriodSeconds: record.cleanup.policy === 'GRACE_PERIOD' ? Math.round(record.cleanup.gracePeriodMs / 1000) : null,
+    healthChecks: record.healthChecks,
   };
 }
 

@@ -27,6 +27,7 @@
  * - autoRollbackEnabled true: the Coolify task's default, and the point of the health gate
  *   (MATIH's default is false; Cutover follows the DESIGN's promise of rolling back on its own).
  */
+import { healthSpecJson, parseHealthSpec } from '../health/spec.ts';
 import { INSTANCES_MAX } from '../slices/blueprints.ts';
 import { requireArtifactBase, requireSemVer, type ArtifactBase } from '../slices/keys.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
@@ -119,6 +120,11 @@ export interface StartRequest {
   /** Only for GRACE_PERIOD; 0 for the other policies. */
   readonly gracePeriodSeconds: number;
   readonly initiatedBy: string;
+  /**
+   * The update's own health checks for the new version's instances (the JSON form of
+   * src/health/spec.ts), replacing the checks its manifest declares; null = the manifest's.
+   */
+  readonly healthChecks: Readonly<Record<string, unknown>> | null;
 }
 
 const FIELDS = [
@@ -144,6 +150,7 @@ const FIELDS = [
   'cleanupPolicy',
   'gracePeriodSeconds',
   'initiatedBy',
+  'healthChecks',
 ] as const;
 
 type Fields = Readonly<Record<string, unknown>>;
@@ -193,6 +200,12 @@ function textField(fields: Fields, name: string, fallback: string): string {
   if (value === undefined) return fallback;
   if (!isPlainText(value)) throw new InvalidArgumentError(name, `must be ${LIMITS.textLength.min} to ${LIMITS.textLength.max} characters without control characters, got ${JSON.stringify(value)}`);
   return value;
+}
+
+/** The health-check override, checked and in canonical JSON form; null when not given. */
+function healthChecksField(fields: Fields): Record<string, unknown> | null {
+  const value = given(fields, 'healthChecks');
+  return value === undefined ? null : healthSpecJson(parseHealthSpec(value, 'healthChecks'));
 }
 
 function errorRateField(fields: Fields, fallback: number): number {
@@ -274,6 +287,7 @@ export function parseStartRequest(input: unknown): StartRequest {
     cleanupPolicy,
     gracePeriodSeconds: cleanupPolicy === 'GRACE_PERIOD' ? integerField(fields, 'gracePeriodSeconds', LIMITS.gracePeriodSeconds, START_DEFAULTS.gracePeriodSeconds) : 0,
     initiatedBy: textField(fields, 'initiatedBy', START_DEFAULTS.initiatedBy),
+    healthChecks: healthChecksField(fields),
   };
 }
 

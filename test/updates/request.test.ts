@@ -27,6 +27,7 @@ test('defaults: the seeds\' values for every optional field', (t) => {
     cleanupPolicy: 'GRACE_PERIOD',
     gracePeriodSeconds: 300,
     initiatedBy: 'anonymous',
+    healthChecks: null,
   });
 });
 
@@ -154,4 +155,13 @@ test('ratios reduce to lowest terms and give the new share in percent', (t) => {
   t.deepEqual(reduceRatio({ newWeight: 0, oldWeight: 7 }), { newWeight: 0, oldWeight: 1 });
   t.deepEqual(reduceRatio({ newWeight: 5, oldWeight: 0 }), { newWeight: 1, oldWeight: 0 });
   t.is(percentNew({ newWeight: 1, oldWeight: 3 }), 25);
+});
+
+test("healthChecks: an update's own checks, kept in canonical JSON form; a bad one is refused naming the field", (t) => {
+  const request = parseStartRequest({ ...minimal, healthChecks: { checks: [{ type: 'tcp', port: 6379 }], policy: { intervalSeconds: 2 } } });
+  t.like(request.healthChecks, { mode: 'ALL', checks: [{ type: 'tcp', port: 6379, host: '127.0.0.1' }], policy: { intervalSeconds: 2, failureThreshold: 3 } });
+  t.deepEqual(parseStartRequest({ ...minimal, healthChecks: request.healthChecks }).healthChecks, request.healthChecks, 'the stored form parses back to itself');
+  const error = t.throws(() => parseStartRequest({ ...minimal, healthChecks: { checks: [{ type: 'tcp', port: 70000 }] } }));
+  t.is((error as { code?: string }).code, 'INVALID_HEALTH_CHECK');
+  t.regex(error!.message, /healthChecks\.checks\[0\]\.port/);
 });
