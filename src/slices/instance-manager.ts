@@ -21,6 +21,7 @@
  * - Local calls go straight to the instance object; deadlines are enforced by one sweep timer.
  */
 import { eventId, eventWrite, type AuditEvent } from '../events/event.ts';
+import { isHealthy } from '../health/checks.ts';
 import type { CheckTarget, HealthSpec, InstanceRef, RoundResult } from '../health/types.ts';
 import type { ClusterPort } from '../node/cluster-port.ts';
 import type { Operation } from '../kv/types.ts';
@@ -601,12 +602,6 @@ export class InstanceManager implements LocalInstances {
 function failingChecks(round: RoundResult): string {
   const failing = round.results.filter((r) => r.status !== 'success');
   return `health checks failing: ${failing.map((r) => `${r.check} ${r.status} (${r.detail})`).join('; ') || 'no check passed'}`;
-}
-
-/** `health()` passes when it returns nothing, `true`, or an object with `healthy: true`. */
-export function isHealthy(answer: unknown): boolean {
-  if (answer === undefined || answer === true) return true;
-  return typeof answer === 'object' && answer !== null && (answer as { healthy?: unknown }).healthy === true;
 }
 
 function errorMessage(error: unknown): string {
