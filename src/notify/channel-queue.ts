@@ -68,6 +68,13 @@ export class ChannelQueue {
     return this.items.length;
   }
 
+  /** `sending`: a request in flight; `backoff`: waiting to retry the head; `idle`: nothing to send. */
+  state(): 'idle' | 'sending' | 'backoff' {
+    if (this.inFlight !== undefined) return 'sending';
+    if (this.cancelRetry !== undefined) return 'backoff';
+    return 'idle';
+  }
+
   /** The revision of the oldest notice not yet finished, if any. */
   oldestRevision(): number | undefined {
     return this.items[0]?.notice.revision;

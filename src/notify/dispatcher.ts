@@ -55,7 +55,13 @@ export interface NotifyStats extends DeliveryCounters {
   readonly leading: boolean;
   /** The cursor this leader last wrote (0 when none). */
   readonly cursor: number;
-  readonly channels: Readonly<Record<string, DeliveryCounters & { readonly queued: number }>>;
+  readonly channels: Readonly<Record<string, ChannelStats>>;
+}
+
+/** One channel's counters, queue length and what its queue is doing. */
+export interface ChannelStats extends DeliveryCounters {
+  readonly queued: number;
+  readonly state: 'idle' | 'sending' | 'backoff';
 }
 
 interface StoredCursor {
@@ -136,12 +142,13 @@ export class NotifyDispatcher {
   }
 
   stats(): NotifyStats {
-    const channels: Record<string, DeliveryCounters & { queued: number }> = {};
+    const channels: Record<string, ChannelStats> = {};
     let queued = 0;
     for (const [name, counters] of this.perChannel) {
-      const length = this.session?.channels.get(name)?.queue.length ?? 0;
+      const queue = this.session?.channels.get(name)?.queue;
+      const length = queue?.length ?? 0;
       queued += length;
-      channels[name] = { ...counters, queued: length };
+      channels[name] = { ...counters, queued: length, state: queue?.state() ?? 'idle' };
     }
     return { ...this.totals, malformed: this.malformed, lost: this.lost, queued, leading: this.session !== undefined, cursor: this.lastCursor, channels };
   }

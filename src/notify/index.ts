@@ -5,7 +5,7 @@
  */
 export * from './channel.ts';
 export { ChannelQueue, zeroCounters, type ChannelQueueOptions, type DeliveryCounters } from './channel-queue.ts';
-export { NotifyDispatcher, type NotifyDispatcherOptions, type NotifyStats } from './dispatcher.ts';
+export { NotifyDispatcher, type ChannelStats, type NotifyDispatcherOptions, type NotifyStats } from './dispatcher.ts';
 export { postJson, retryableStatus, type PostHandle, type PostOptions, type PostOutcome } from './http-post.ts';
 export * from './payload.ts';
 export { requestFor, sendNotice, testNotice, type SendOptions } from './send.ts';

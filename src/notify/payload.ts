@@ -93,6 +93,18 @@ export function isoTime(at: number): string {
   return new Date(at).toISOString();
 }
 
+/**
+ * `value` with every object's keys sorted (depth-bounded), so the same event gives the same body
+ * bytes, and so the same signature, whatever key order its writer used.
+ */
+export function canonical(value: unknown, depth = 0): unknown {
+  if (depth > 32 || typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) return value.map((item) => canonical(item, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(value).sort()) out[key] = canonical((value as Record<string, unknown>)[key], depth + 1);
+  return out;
+}
+
 function cut(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
@@ -106,9 +118,9 @@ export function webhookDocument(notice: Notice): Record<string, unknown> {
     action: notice.action,
     severity,
     actor: { kind: notice.actor.kind, name: notice.actor.name },
-    target: { ...notice.target },
+    target: canonical(notice.target),
     reason: notice.reason,
-    details: notice.details ?? {},
+    details: canonical(notice.details ?? {}),
     time: isoTime(notice.at),
     summary: summaryOf(notice),
   };
