@@ -107,13 +107,12 @@ function configureErrors(command: Command, path: string): void {
 }
 configureErrors(program, 'cutover');
 
-try {
-  await program.parseAsync(process.argv);
+// No top-level await: the bundle (scripts/build-cli.mjs) is CommonJS, so that V8 can cache its code.
+void program.parseAsync(process.argv).then(
   // Operator commands are done once their action returns; a node command runs until stopped.
-  if (!runsNodes) process.exit(process.exitCode ?? EXIT.OK);
-} catch (error) {
-  process.exit(reportError(error));
-}
+  () => (runsNodes ? undefined : process.exit(process.exitCode ?? EXIT.OK)),
+  (error: unknown) => process.exit(reportError(error)),
+);
 
 /** Prints one line for `error` (a stack too with --debug) and returns the exit code. */
 function reportError(error: unknown): number {

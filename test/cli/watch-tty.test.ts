@@ -18,10 +18,13 @@ import { BIN, CliRunner, type CliResult } from './cli-harness.ts';
 
 const GREETER = 'org.example:greeter';
 const EXAMPLES = fileURLToPath(new URL('../../examples/slices/greeter/', import.meta.url));
+const ESC = String.fromCharCode(27);
 /** ESC [ n F (cursor to the start of the line n up) then ESC [ 0 J (clear to the end of the screen). */
-const REDRAW = /\u001b\[(\d+)F\u001b\[0J/g;
+const REDRAW = new RegExp(`${ESC}\\[(\\d+)F${ESC}\\[0J`, 'g');
 /** Any SGR sequence (colour, bold, dim). */
-const SGR = /\u001b\[[0-9;]*m/;
+const SGR = new RegExp(`${ESC}\\[[0-9;]*m`);
+/** Any CSI sequence. */
+const CSI = new RegExp(`${ESC}\\[[0-9;]*[A-Za-z]`, 'g');
 /** Longest a watch may run after the update finished before the test gives up on it. */
 const WATCH_EXIT_WAIT_MS = 60_000;
 
@@ -95,7 +98,7 @@ function lastFrame(output: string): string {
   const starts = [...output.matchAll(REDRAW)];
   const last = starts.at(-1);
   const text = last === undefined ? output : output.slice(last.index + last[0].length);
-  return text.replace(/\u001b\[[0-9;]*[A-Za-z]/g, '');
+  return text.replace(CSI, '');
 }
 
 test.serial('update status --watch redraws in place on a terminal, in colour unless NO_COLOR, and exits 0 on COMPLETED', async (t) => {
@@ -160,7 +163,7 @@ test.serial('a terminal that reports no size gets 80 columns, not 40', async (t)
   const run = runOnTty(['update', 'list', '--all'], {}, 0);
   const result = await exitOf(run, 'update list');
   t.is(result.code, 0, result.stderr);
-  const header = result.stdout.replace(/\u001b\[[0-9;]*m/g, '').split('\n')[0]!;
+  const header = result.stdout.replace(CSI, '').split('\n')[0]!;
   t.regex(header, /^ID\s+ARTIFACT\s+VERSIONS\s+STATE\s+ROUTING\s+AGE$/);
   // At 40 columns the ARTIFACT column would be cut (org.exam…); at 80 it is whole.
   t.true(result.stdout.includes('org.example:greeter'), result.stdout);

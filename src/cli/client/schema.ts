@@ -69,9 +69,17 @@ export class ApiSchema {
     return new ApiSchema(root, [...services].sort());
   }
 
-  /** From the JSON form that `toJSON` wrote (the descriptor cache). */
+  /**
+   * From the JSON form that `toJSON` wrote (the descriptor cache). Types resolve on first use
+   * (`method()`, encoding, decoding, `field.resolve()`), not all at once as `Root.fromJSON` does:
+   * resolving the whole API and generating every message's constructor cost ~10 ms of each
+   * command's start-up, for the handful of types one command uses.
+   */
   static fromJSON(json: protobuf.INamespace, services: readonly string[]): ApiSchema {
-    return new ApiSchema(protobuf.Root.fromJSON(json), services);
+    const root = new protobuf.Root();
+    if (json.options !== undefined) root.setOptions(json.options);
+    root.addJSON(json.nested ?? {});
+    return new ApiSchema(root, services);
   }
 
   toJSON(): protobuf.INamespace {
