@@ -3,6 +3,7 @@ import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import type { CutoverNode } from '../node/node.ts';
 import { clusterService } from './cluster-service.ts';
+import { healthService, type HealthServiceOptions } from './health-service.ts';
 import { kvService, type KvServiceOptions } from './kv-service.ts';
 import { slicesService, type SlicesServiceOptions } from './slices-service.ts';
 import { updatesService, type UpdatesServiceOptions } from './updates-service.ts';
@@ -20,12 +21,16 @@ function serviceOf(definition: grpc.GrpcObject, name: string): grpc.ServiceDefin
 
 /**
  * Adds the management API (KV, Cluster, Slices when `options.slices` is given, RollingUpdates when
- * `options.updates` is),
+ * `options.updates` is, Health when `options.health` is),
  * grpc.health.v1 and server reflection (v1 and v1alpha) to `server`. Health reports SERVING once
  * the node knows a leader, NOT_SERVING otherwise. Returns a function that detaches the health
- * updates.
+ * updates and closes the clients the services keep.
  */
-export function addManagementApi(server: grpc.Server, node: CutoverNode, options: KvServiceOptions & { readonly slices?: SlicesServiceOptions; readonly updates?: UpdatesServiceOptions }): () => void {
+export function addManagementApi(
+  server: grpc.Server,
+  node: CutoverNode,
+  options: KvServiceOptions & { readonly slices?: SlicesServiceOptions; readonly updates?: UpdatesServiceOptions; readonly health?: HealthServiceOptions },
+): () => void {
   const packageDefinition = loadManagementDefinition();
   const definition = grpc.loadPackageDefinition(packageDefinition);
   server.addService(serviceOf(definition, 'cutover.v1.KV'), kvService(node, options));
@@ -39,6 +44,13 @@ export function addManagementApi(server: grpc.Server, node: CutoverNode, options
     server.addService(serviceOf(definition, 'cutover.v1.RollingUpdates'), updatesService(options.updates));
     services.push('cutover.v1.RollingUpdates');
   }
+  const closers: (() => void)[] = [];
+  if (options.health !== undefined) {
+    const health = healthService(options.health);
+    server.addService(serviceOf(definition, 'cutover.v1.Health'), health.implementation);
+    services.push('cutover.v1.Health');
+    closers.push(() => health.close());
+  }
   const health = new HealthImplementation(Object.fromEntries(services.map((s) => [s, 'NOT_SERVING'])));
   health.addToServer(server);
   new ReflectionService(packageDefinition).addToServer(server);
@@ -47,5 +59,8 @@ export function addManagementApi(server: grpc.Server, node: CutoverNode, options
     for (const service of services) health.setStatus(service, state);
   };
   update(node.leaderInfo().id);
-  return node.onLeaderChange((leader) => update(leader));
+  closers.push(node.onLeaderChange((leader) => update(leader)));
+  return () => {
+    for (const close of closers) close();
+  };
 }
