@@ -7,7 +7,14 @@
  * forms and lenient about extras: unknown fields are ignored, so that a newer packer's manifest
  * still loads here, but a known field of the wrong type is refused. Every refusal is an
  * `InvalidManifestError` (code INVALID_MANIFEST) that names the field and shows the accepted form.
+ *
+ * `healthChecks` (the version's health checks, src/health/spec.ts) is kept in its canonical JSON
+ * form, not as a `HealthSpec`: a manifest is stored as JSON in the artifact's metadata and read
+ * back by `parseManifest`, so it must mean the same after that round trip. `manifestHealthSpec`
+ * gives the `HealthSpec`.
  */
+import { healthSpecJson, InvalidHealthCheckError, parseHealthSpec } from '../health/spec.ts';
+import type { HealthSpec } from '../health/types.ts';
 import { CutoverError, InvalidArgumentError } from '../util/errors.ts';
 import { artifactBase, compareSemVer, parseSemVer, type ArtifactBase } from './keys.ts';
 
@@ -35,6 +42,11 @@ export interface SliceManifest {
   readonly methods: readonly string[];
   /** The instance has a `health()` hook. */
   readonly health?: boolean;
+  /**
+   * The version's health checks, validated, in the canonical JSON form of `healthSpecJson`
+   * (seconds, every default explicit); `manifestHealthSpec` parses it.
+   */
+  readonly healthChecks?: Readonly<Record<string, unknown>>;
   /** The oldest version this one may run beside during an update; never above `version`. */
   readonly minCompatibleVersion?: string;
   readonly description?: string;
@@ -43,7 +55,8 @@ export interface SliceManifest {
 /** What a valid manifest looks like; every refusal quotes it. */
 export const MANIFEST_ACCEPTED_FORM =
   '{"groupId": "org.example", "artifactId": "greeter", "version": "1.0.0", "entry": "index.js", "methods": ["hello"], ' +
-  '"health"?: true, "minCompatibleVersion"?: "1.0.0", "description"?: "..."}';
+  '"health"?: true, "healthChecks"?: {"mode"?: "ALL", "checks": [{"type": "http", "path": "/healthz"}, ...], "policy"?: {...}}, ' +
+  '"minCompatibleVersion"?: "1.0.0", "description"?: "..."}';
 
 /**
  * Names an instance cannot serve as methods: the lifecycle hooks the runtime calls itself, `then`
@@ -106,6 +119,7 @@ export function parseManifest(value: unknown): SliceManifest {
     if (typeof fields['health'] !== 'boolean') throw new InvalidManifestError('health', `must be true or false when present, got ${describe(fields['health'])}`);
     manifest.health = fields['health'];
   }
+  if (fields['healthChecks'] !== undefined) manifest.healthChecks = requireHealthChecks(fields['healthChecks']);
   if (fields['minCompatibleVersion'] !== undefined) manifest.minCompatibleVersion = requireMinCompatible(fields, version);
   if (fields['description'] !== undefined) {
     const description = requireString(fields, 'description', true);
@@ -113,6 +127,11 @@ export function parseManifest(value: unknown): SliceManifest {
     manifest.description = description;
   }
   return manifest;
+}
+
+/** The health checks a validated manifest declares, or undefined when it declares none. */
+export function manifestHealthSpec(manifest: SliceManifest): HealthSpec | undefined {
+  return manifest.healthChecks === undefined ? undefined : parseHealthSpec(manifest.healthChecks);
 }
 
 /** The `groupId:artifactId` of a validated manifest. */
@@ -136,6 +155,17 @@ function checkBase(groupId: string, artifactId: string): void {
     // keys.ts words the accepted form of each part; keep its words, drop its "field: " prefix.
     throw new InvalidManifestError(error.field, error.message.slice(error.field.length + 2));
   }
+}
+
+function requireHealthChecks(value: unknown): Record<string, unknown> {
+  let spec: HealthSpec;
+  try {
+    spec = parseHealthSpec(value, 'healthChecks');
+  } catch (error) {
+    if (!(error instanceof InvalidHealthCheckError)) throw error;
+    throw new InvalidManifestError(error.field, `${error.problem} (health check form: ${error.acceptedForm})`);
+  }
+  return healthSpecJson(spec);
 }
 
 function requireVersion(fields: Record<string, unknown>, field: string): string {
