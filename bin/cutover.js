@@ -90,28 +90,32 @@ function cacheKey(stamp, bundleFile) {
   return createHash('sha256').update(JSON.stringify([stamp.bundle.sha256, size, mtimeMs, process.version, process.arch, process.versions.v8])).digest('hex');
 }
 
-/** The payload of the cache file for `key`, or undefined when it is missing, unreadable or damaged. */
+/**
+ * The cache file for `key`: `{ payload }` when it is whole, else `{ why }`: 'none' (no file, or
+ * one of another bundle or runtime) or 'damaged' (wrong magic, length or CRC).
+ */
 function readCodeCache(file, key) {
   let bytes;
   try {
     bytes = readFileSync(file);
   } catch {
-    return undefined;
+    return { why: 'none' };
   }
-  if (bytes.length < HEADER_BYTES || !bytes.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
-  if (bytes.toString('latin1', MAGIC.length, MAGIC.length + KEY_BYTES) !== key) return undefined;
+  if (bytes.length < HEADER_BYTES || !bytes.subarray(0, MAGIC.length).equals(MAGIC)) return { why: 'damaged' };
+  if (bytes.toString('latin1', MAGIC.length, MAGIC.length + KEY_BYTES) !== key) return { why: 'none' };
   const length = bytes.readUInt32LE(MAGIC.length + KEY_BYTES);
   const checksum = bytes.readUInt32LE(MAGIC.length + KEY_BYTES + 4);
   const payload = bytes.subarray(HEADER_BYTES);
-  if (length === 0 || length > PAYLOAD_BYTES_MAX || payload.length !== length || crc32(payload) !== checksum) return undefined;
-  return payload;
+  if (length === 0 || length > PAYLOAD_BYTES_MAX || payload.length !== length || crc32(payload) !== checksum) return { why: 'damaged' };
+  return { payload };
 }
 
-/** Writes the cache file atomically and removes the directory's other entries; ignores failures. */
-function writeCodeCache(directory, file, key, payload) {
-  if (payload.length === 0 || payload.length > PAYLOAD_BYTES_MAX) return;
+/** Writes V8's data for `script` to the cache file atomically, removes the directory's other entries; ignores failures. */
+function writeCodeCache(directory, file, key, script) {
   const temp = `${file}.${process.pid}.tmp`;
   try {
+    const payload = script.createCachedData();
+    if (payload.length === 0 || payload.length > PAYLOAD_BYTES_MAX) return;
     mkdirSync(directory, { recursive: true });
     const header = Buffer.alloc(HEADER_BYTES);
     MAGIC.copy(header, 0);
@@ -130,7 +134,11 @@ function writeCodeCache(directory, file, key, payload) {
       if (name !== path.basename(file) && /^main-[0-9a-f]+\.bin$/.test(name)) rmSync(path.join(directory, name), { force: true });
     }
   } catch {
-    rmSync(temp, { force: true });
+    try {
+      rmSync(temp, { force: true });
+    } catch {
+      // The directory is not there or not a directory: there is no temporary file either.
+    }
   }
 }
 
@@ -156,14 +164,15 @@ function runBundle(stamp, bundleFile, source) {
   const directory = codeCacheDirectory(process.env);
   const key = directory === undefined ? undefined : cacheKey(stamp, bundleFile);
   const file = key === undefined ? undefined : path.join(directory, `main-${key.slice(0, 16)}.bin`);
-  const cachedData = file === undefined ? undefined : readCodeCache(file, key);
+  const cache = file === undefined ? { why: 'off' } : readCodeCache(file, key);
+  const cachedData = cache.payload;
   const wrapper = `(function (exports, require, module, __filename, __dirname) { ${source}\n})`;
   const script = new vm.Script(wrapper, { filename: bundleFile, ...(cachedData === undefined ? {} : { cachedData }) });
   const used = cachedData !== undefined && !script.cachedDataRejected;
-  if (debug) console.error(`cutover: code cache ${directory === undefined ? 'off' : used ? `used (${file})` : cachedData === undefined ? 'missing: compiled from source' : 'rejected by V8: compiled from source'}`);
-  if (directory !== undefined && !used) {
+  if (debug) console.error(`cutover: code cache ${used ? 'used' : cachedData === undefined ? cache.why : 'rejected'}${file === undefined ? '' : ` (${file})`}`);
+  if (file !== undefined && !used) {
     // After the command, so that V8's data includes the functions the command compiled as it ran.
-    process.once('exit', () => writeCodeCache(directory, file, key, script.createCachedData()));
+    process.once('exit', () => writeCodeCache(directory, file, key, script));
   }
   const module = { exports: {}, filename: bundleFile, id: bundleFile, loaded: false };
   script.runInThisContext().call(module.exports, module.exports, createRequire(bundleFile), module, bundleFile, path.dirname(bundleFile));
