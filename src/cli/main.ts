@@ -15,6 +15,7 @@ import { registerClusterCommands } from './commands/cluster-commands.ts';
 import { registerCompletionCommand } from './commands/completion-command.ts';
 import { DEFAULT_ENDPOINTS, DEFAULT_TIMEOUT } from './commands/context.ts';
 import { registerDescribeCommands } from './commands/describe-commands.ts';
+import { registerHealthCommands } from './commands/health-commands.ts';
 import { registerKvCommands } from './commands/kv-commands.ts';
 import { registerSliceCommands } from './commands/slice-commands.ts';
 import { registerUpdateCommands } from './commands/update-commands.ts';
@@ -35,6 +36,7 @@ const program = new Command('cutover')
 program.commandsGroup('Operate a cluster:');
 registerUpdateCommands(program);
 registerSliceCommands(program);
+registerHealthCommands(program);
 registerClusterCommands(program);
 registerKvCommands(program);
 registerDescribeCommands(program);

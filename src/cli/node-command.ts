@@ -17,6 +17,7 @@ import { GrpcTransport, peerServerChannelOptions, type TransportLimits, type Tra
 import { InvalidArgumentError } from '../util/errors.ts';
 import type { Logger } from '../util/logger.ts';
 import { SeededRandom } from '../util/random.ts';
+import { LevelHealthResultsStore } from '../storage/health-results.ts';
 import type { NodeConfig } from './node-config.ts';
 
 const TRANSPORT_LIMITS: TransportLimits = {
@@ -42,6 +43,8 @@ export async function runNode(config: NodeConfig): Promise<void> {
   const logger = pino({ level: config.logLevel, base: { nodeId: config.id } }) as unknown as Logger;
   const metrics = new NodeMetrics();
   const storage = await LevelRaftStorage.open({ dataDir: config.dataDir, logger, onSyncWrite: (ms) => metrics.observeSyncWrite(ms) });
+  // Raw health-check results stay on this node, in their own bounded database.
+  const healthResults = await LevelHealthResultsStore.open({ dir: path.join(config.dataDir, 'health'), wallClockMs: epochMs, logger });
   if (storage.isEmpty()) await storage.bootstrap(initialMembership(config));
   const server = new grpc.Server({ ...peerServerChannelOptions({ limits: TRANSPORT_LIMITS, timeouts: TRANSPORT_TIMEOUTS }) });
   // Each process draws a fresh seed for election jitter; the simulator seeds its own.
@@ -62,6 +65,7 @@ export async function runNode(config: NodeConfig): Promise<void> {
     port: nodeClusterPort(node),
     clock: realClock,
     wallClockMs: epochMs,
+    healthResults,
     logger,
     address: config.listen,
     leader: () => node.leaderInfo(),
@@ -76,10 +80,11 @@ export async function runNode(config: NodeConfig): Promise<void> {
   });
   const capacity = { nodeDownAfterMs: config.slices.nodeDownAfterMs, nodeInstancesMax: config.slices.nodeInstancesMax };
   const updates = new UpdatesHost({ port: nodeClusterPort(node), clock: realClock, wallClockMs: epochMs, logger, aggregator: slices.aggregator, ...capacity });
-  addManagementApi(server, node, {
+  const detachApi = addManagementApi(server, node, {
     watchBufferBytesMax: 8 * 1024 * 1024,
     slices: { port: nodeClusterPort(node), invoker: slices.invoker, artifactBytesMax: config.slices.artifactBytesMax, wallClockMs: epochMs },
     updates: { port: nodeClusterPort(node), clock: realClock, wallClockMs: epochMs, health: slices.aggregator, healthWindowMsMax: 60_000, leader: () => node.leaderInfo(), ...capacity },
+    health: { nodeId: config.id, store: healthResults, members: () => node.memberActivity(), wallClockMs: epochMs },
   });
   addInvokeService(server, slices);
   await bind(server, config.listen);
@@ -106,7 +111,9 @@ export async function runNode(config: NodeConfig): Promise<void> {
   updates.stop();
   await slices.stop();
   await node.stop();
+  detachApi();
   await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+  await healthResults.close();
   await storage.close();
   logger.info({}, 'stopped');
 }

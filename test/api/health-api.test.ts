@@ -17,7 +17,7 @@ const GREETER = 'org.example:greeter';
 const definition = grpc.loadPackageDefinition(loadManagementDefinition()) as unknown as { cutover: { v1: Record<string, grpc.ServiceClientConstructor> } };
 type Client = grpc.Client & Record<string, (request: object, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response: Record<string, unknown>) => void) => void>;
 
-function result(check: string, status: CheckResult['status'], at: number, detail = status): CheckResult {
+function result(check: string, status: CheckResult['status'], at: number, detail: string = status): CheckResult {
   return { check, type: 'http', status, at, durationMs: 4, attempts: 1, detail };
 }
 
