@@ -65,7 +65,7 @@ export async function runCheck(spec: CheckSpec, target: CheckTarget, deps: Check
   const at = options.at ?? deps.wallClockMs();
   const deadlineMs = deps.clock.nowMs() + Math.max(0, options.budgetMs);
   let attempts = 0;
-  let last: Attempt = { status: 'timeout', detail: `no time to run within a budget of ${options.budgetMs} ms`, transient: false };
+  let last: Attempt;
   let durationMs = 0;
   let firstAttemptMs = 0;
   for (;;) {
