@@ -352,15 +352,16 @@ class InstanceWatch implements HealthWatch {
     if (!o.changed || o.state === 'unknown') return;
     const consecutive = o.state === 'healthy' ? o.consecutiveSuccesses : o.consecutiveFailures;
     this.deps.logger.info({ state: o.state, previous: o.previous, consecutive }, 'instance health changed');
+    // The verdict first: an onChange that stops the watch must not turn it into "stopped".
+    if (this.verdict === undefined) {
+      const reason = o.state === 'healthy' ? `passed ${plural(consecutive, 'consecutive round')}` : `failed ${plural(consecutive, 'consecutive round')}; last: ${describeFailures(round)}`;
+      this.verdict = { state: o.state, round, reason: clip(reason) };
+      this.settleWaiters(this.verdict);
+    }
     try {
       this.options.onChange({ state: o.state, previous: o.previous, round, consecutive });
     } catch (error) {
       this.deps.logger.error({ err: error }, 'health onChange threw');
-    }
-    if (this.verdict === undefined && !this.stopped) {
-      const reason = o.state === 'healthy' ? `passed ${plural(consecutive, 'consecutive round')}` : `failed ${plural(consecutive, 'consecutive round')}; last: ${describeFailures(round)}`;
-      this.verdict = { state: o.state, round, reason: clip(reason) };
-      this.settleWaiters(this.verdict);
     }
   }
 

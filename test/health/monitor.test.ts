@@ -344,3 +344,15 @@ test('bad options are refused with INVALID_ARGUMENT naming the field', (t) => {
     code: 'INVALID_ARGUMENT',
   } as never);
 });
+
+test('an onChange that stops the watch leaves the first verdict as decided', async (t) => {
+  const { clock, watchWith, calls } = setup('FFF');
+  let stop = () => {};
+  const watch = watchWith({ initialDelayMs: 0, onChange: () => stop() });
+  stop = () => watch.stop();
+  const verdict = watch.firstVerdict();
+  await clock.advance(60_000);
+  t.like(await verdict, { state: 'unhealthy', reason: 'failed 3 consecutive rounds; last: hook failure: hook said no' });
+  t.is(calls.length, 3);
+  t.is(watch.state(), 'unhealthy');
+});
