@@ -4,6 +4,7 @@
  * unpacked in its own directory, so its module URL is its own and a dynamic import yields one
  * module copy per version, shared by that version's instances on this node.
  */
+import { parseHealthSpec } from '../health/spec.ts';
 import type { ClusterPort } from '../node/cluster-port.ts';
 import type { LocalArtifactCache } from './artifact-cache.ts';
 import type { LoadedSlice, SliceLoader } from './instance-manager.ts';
@@ -33,6 +34,13 @@ export class ArtifactSliceLoader implements SliceLoader {
     const local = await this.cache.ensure(this.port, base, version);
     const module = (await import(local.entryUrl)) as { default?: unknown };
     if (typeof module.default !== 'function') throw new Error(`${base}:${version}: the entry module ${local.manifest.entry} must default-export a factory function (context) => instance`);
-    return { methods: local.manifest.methods, health: local.manifest.health === true, factory: module.default as LoadedSlice['factory'] };
+    const declared = local.manifest.healthChecks;
+    return {
+      methods: local.manifest.methods,
+      health: local.manifest.health === true,
+      ...(declared === undefined ? {} : { healthChecks: parseHealthSpec(declared) }),
+      dir: local.dir,
+      factory: module.default as LoadedSlice['factory'],
+    };
   }
 }
