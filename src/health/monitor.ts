@@ -113,7 +113,10 @@ export interface HealthMonitorStats {
   readonly storeAppendsInFlight: number;
 }
 
-/** Runs the health checks of the instances of this node. `close()` stops every watch. */
+/**
+ * Runs the health checks of the instances of this node: one `watch` per instance, at most
+ * `watchesMax`. `close()` stops every watch.
+ */
 export class HealthMonitor {
   private readonly watches = new Map<string, InstanceWatch>();
   private readonly logger: Logger;

@@ -18,6 +18,7 @@ import type { CheckResult, CheckStatus, CheckType, HealthResultsStore, InstanceR
 import { assert } from '../util/assert.ts';
 import { CutoverError, InvalidArgumentError } from '../util/errors.ts';
 
+/** Default bounds (see the module doc). */
 export const PER_INSTANCE_MAX_DEFAULT = 500;
 export const TOTAL_MAX_DEFAULT = 100_000;
 export const MAX_AGE_MS_DEFAULT = 24 * 60 * 60 * 1000;
@@ -34,6 +35,7 @@ export const DETAIL_CHARS_MAX = 1024;
 /** `at` is epoch milliseconds below this (13 digits: until the year 2286). */
 export const AT_LIMIT = 10 ** 13;
 
+/** Every `CheckStatus`, in the order summaries list them. */
 export const CHECK_STATUSES: readonly CheckStatus[] = ['success', 'failure', 'timeout', 'error'];
 const CHECK_TYPES: readonly CheckType[] = ['instance', 'http', 'tcp', 'script'];
 
@@ -46,6 +48,7 @@ export interface ResultsBoundsOptions {
   readonly pruneBatchMax?: number;
 }
 
+/** The bounds with defaults filled in (`resolveBounds`). */
 export type ResultsBounds = Required<ResultsBoundsOptions>;
 
 /** A validated `recent()` query. */

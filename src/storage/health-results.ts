@@ -52,6 +52,7 @@ const TIME_PART = /^(\d{13})-(\d{15})$/;
 const WRITE_OPTIONS = Object.freeze({ sync: false, keyEncoding: 'view', valueEncoding: 'view' });
 const READ_OPTIONS = Object.freeze({ keyEncoding: 'view', valueEncoding: 'view', fillCache: true });
 
+/** Options of `LevelHealthResultsStore.open` (the bounds are `ResultsBoundsOptions`). */
 export interface LevelHealthResultsStoreOptions extends ResultsBoundsOptions {
   /** The database directory, created if missing; this store is its only user. */
   readonly dir: string;
