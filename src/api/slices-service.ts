@@ -20,7 +20,11 @@ import {
 } from '../slices/keys.ts';
 import { CutoverError, InvalidArgumentError } from '../util/errors.ts';
 import { toServiceError } from '../transport/grpc-errors.ts';
+import { eventId, eventWrite, type EventAction, type EventActor } from '../events/event.ts';
+import { eventSource } from '../events/source.ts';
+import type { Operation } from '../kv/types.ts';
 import { unary } from './kv-service.ts';
+import { requestActor, unaryWithMetadata } from './request-actor.ts';
 
 export interface SlicesServiceOptions {
   readonly port: ClusterPort;
@@ -65,9 +69,24 @@ function requireCount(instances: unknown): number {
   return requireBlueprint({ instances }).instances;
 }
 
-/** The cutover.v1.Slices service: artifacts, blueprints, instances and single calls. */
+/**
+ * The cutover.v1.Slices service: artifacts, blueprints, instances and single calls. Publish,
+ * Deploy, Scale and Undeploy write their audit event (`slice.published`, `slice.deployed`,
+ * `slice.scaled`, `slice.undeployed`) in the same transaction as the change; the operator is the
+ * `x-cutover-actor` metadata (see request-actor.ts). Ids: `{at}-{verb}.{artifact}:{version}.r{n}`
+ * with n the store revision this node had applied when it read what the change compares, so a
+ * retried transaction puts the same key.
+ */
 export function slicesService(options: SlicesServiceOptions): UntypedServiceImplementation {
   const { port, invoker } = options;
+
+  /** The put of a slice event, stamped now. */
+  function sliceEvent(action: EventAction, actor: EventActor, target: { base: string; version?: string }, reason: string, details: Record<string, unknown>): Operation {
+    const at = options.wallClockMs();
+    const verb = action.slice('slice.'.length);
+    const source = eventSource(verb, target.version === undefined ? target.base : `${target.base}:${target.version}`, `r${port.revision()}`);
+    return eventWrite({ id: eventId(at, source), at, actor, action, target: { artifact: target.base, ...(target.version === undefined ? {} : { version: target.version }) }, reason, details });
+  }
 
   /** Blueprints by `base/version`, read linearizably. */
   async function blueprints(base?: ArtifactBase): Promise<Map<string, { base: ArtifactBase; version: string; record: BlueprintRecord; modRevision: number }>> {
@@ -104,7 +123,18 @@ export function slicesService(options: SlicesServiceOptions): UntypedServiceImpl
       call.on('end', () => {
         if (failed) return;
         const bytes = Buffer.concat(chunks, size);
-        publishArtifact(port, bytes, { maxBytes: options.artifactBytesMax, nowMs: options.wallClockMs(), ...(expectedSha256 === undefined ? {} : { expectedSha256 }) }).then(
+        let actor: EventActor;
+        try {
+          actor = requestActor(call.metadata);
+        } catch (error) {
+          fail(error);
+          return;
+        }
+        const publishWrites = (meta: ArtifactMeta): Operation[] => {
+          const base = `${meta.groupId}:${meta.artifactId}`;
+          return [sliceEvent('slice.published', actor, { base, version: meta.version }, `published ${base}:${meta.version} (${meta.size} bytes)`, { sha256: meta.sha256, size: meta.size, methods: [...meta.manifest.methods] })];
+        };
+        publishArtifact(port, bytes, { maxBytes: options.artifactBytesMax, nowMs: options.wallClockMs(), publishWrites, ...(expectedSha256 === undefined ? {} : { expectedSha256 }) }).then(
           async ({ meta, created }) => {
             const blueprint = (await blueprints(`${meta.groupId}:${meta.artifactId}` as ArtifactBase)).get(`${meta.groupId}:${meta.artifactId}/${meta.version}`);
             callback(null, { artifact: pbArtifact(meta, blueprint?.record), created });
@@ -123,7 +153,8 @@ export function slicesService(options: SlicesServiceOptions): UntypedServiceImpl
       return { versions: metas.map((meta) => pbArtifact(meta, deployed.get(`${meta.groupId}:${meta.artifactId}/${meta.version}`)?.record)) };
     }),
 
-    Deploy: unary(async (req: { artifact: string; version: string; instances: number; per_node_max: number }) => {
+    Deploy: unaryWithMetadata(async (req: { artifact: string; version: string; instances: number; per_node_max: number }, metadata) => {
+      const actor = requestActor(metadata);
       const base = requireArtifactBase(req.artifact, 'artifact');
       const version = requireSemVer(req.version, 'version').text;
       const record = requireBlueprint({ instances: req.instances, ...(req.per_node_max > 0 ? { perNodeMax: req.per_node_max } : {}) });
@@ -137,12 +168,14 @@ export function slicesService(options: SlicesServiceOptions): UntypedServiceImpl
       }
       const key = blueprintKey(base, version);
       // The compare makes a concurrent Deploy of the same version fail instead of overwriting.
-      const result = await port.txn([{ key, target: 'exists', op: '=', value: false }], [{ type: 'put', key, value: formatBlueprint(record) }]);
+      const event = sliceEvent('slice.deployed', actor, { base, version }, `deployed ${base}:${version} with ${record.instances} instance(s)`, { instances: record.instances, ...(record.perNodeMax === undefined ? {} : { perNodeMax: record.perNodeMax }) });
+      const result = await port.txn([{ key, target: 'exists', op: '=', value: false }], [{ type: 'put', key, value: formatBlueprint(record) }, event]);
       if (!result.succeeded) throw new CutoverError('ALREADY_DEPLOYED', `${base}:${version} was deployed concurrently`);
       return { blueprint: pbBlueprint(base, version, record), revision: result.revision };
     }),
 
-    Scale: unary(async (req: { artifact: string; version: string; instances: number }) => {
+    Scale: unaryWithMetadata(async (req: { artifact: string; version: string; instances: number }, metadata) => {
+      const actor = requestActor(metadata);
       const base = requireArtifactBase(req.artifact, 'artifact');
       const version = requireSemVer(req.version, 'version').text;
       const instances = requireCount(req.instances);
@@ -150,21 +183,25 @@ export function slicesService(options: SlicesServiceOptions): UntypedServiceImpl
       if (current === undefined) throw new CutoverError('NOT_DEPLOYED', `${base}:${version} is not deployed`);
       const record: BlueprintRecord = { ...current.record, instances };
       const key = blueprintKey(base, version);
-      const result = await port.txn([{ key, target: 'modRevision', op: '=', value: current.modRevision }], [{ type: 'put', key, value: formatBlueprint(record) }]);
+      const event = sliceEvent('slice.scaled', actor, { base, version }, `scaled ${base}:${version} from ${current.record.instances} to ${instances} instance(s)`, { from: current.record.instances, to: instances });
+      const result = await port.txn([{ key, target: 'modRevision', op: '=', value: current.modRevision }], [{ type: 'put', key, value: formatBlueprint(record) }, event]);
       if (!result.succeeded) throw new CutoverError('CONFLICT', `${base}:${version}'s blueprint changed concurrently; retry`);
       return { blueprint: pbBlueprint(base, version, record), revision: result.revision };
     }),
 
-    Undeploy: unary(async (req: { artifact: string; version: string }) => {
+    Undeploy: unaryWithMetadata(async (req: { artifact: string; version: string }, metadata) => {
+      const actor = requestActor(metadata);
       const base = requireArtifactBase(req.artifact, 'artifact');
       const version = req.version === '' ? undefined : requireSemVer(req.version, 'version').text;
       const all = [...(await blueprints(base)).values()];
       const removed = version === undefined ? all : all.filter((b) => b.version === version);
       if (removed.length === 0) throw new CutoverError('NOT_DEPLOYED', `${base}${version === undefined ? '' : `:${version}`} is not deployed`);
       const everything = removed.length === all.length;
+      const versions = removed.map((b) => b.version);
+      const event = sliceEvent('slice.undeployed', actor, { base, ...(version === undefined ? {} : { version }) }, `undeployed ${base} ${versions.join(', ')}`, { versions, routingRemoved: everything });
       const result = await port.txn(
         removed.map((b) => ({ key: blueprintKey(base, b.version), target: 'modRevision' as const, op: '=' as const, value: b.modRevision })),
-        [...removed.map((b) => ({ type: 'delete' as const, key: blueprintKey(base, b.version) })), ...(everything ? [{ type: 'delete' as const, key: versionRoutingKey(base) }] : [])],
+        [...removed.map((b) => ({ type: 'delete' as const, key: blueprintKey(base, b.version) })), ...(everything ? [{ type: 'delete' as const, key: versionRoutingKey(base) }] : []), event],
       );
       if (!result.succeeded) throw new CutoverError('CONFLICT', `${base}'s blueprints changed concurrently; retry`);
       return { removed: removed.map((b) => pbBlueprint(base, b.version, b.record)), revision: result.revision };

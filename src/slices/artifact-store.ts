@@ -87,6 +87,8 @@ export interface PublishOptions {
   readonly nowMs?: number;
   /** Bounds on the package's contents (`readArtifact`). */
   readonly limits?: ArtifactLimits;
+  /** Writes added to the transaction that publishes the metadata (the audit event of the publish). */
+  readonly publishWrites?: (meta: ArtifactMeta) => readonly Operation[];
 }
 
 /** The outcome of `parseArtifactMeta`: never an exception, since the value is data from the store. */
@@ -130,7 +132,7 @@ export async function publishArtifact(port: ClusterPort, bytes: Uint8Array, opti
     const existing = await publishedAlready(port, meta);
     if (existing !== undefined) return { meta: existing, created: false };
     // False when the metadata appeared meanwhile (the next check decides) or a chunk was rewritten.
-    if (await writeOnce(port, meta, bytes)) return { meta, created: true };
+    if (await writeOnce(port, meta, bytes, options.publishWrites?.(meta) ?? [])) return { meta, created: true };
   }
   const existing = await publishedAlready(port, meta);
   if (existing !== undefined) return { meta: existing, created: false };
@@ -164,7 +166,7 @@ async function publishedAlready(port: ClusterPort, meta: ArtifactMeta): Promise<
  * One attempt: chunk transactions, then the metadata. True when this attempt published the
  * version; false when the metadata appeared meanwhile or a chunk changed under us.
  */
-async function writeOnce(port: ClusterPort, meta: ArtifactMeta, bytes: Uint8Array): Promise<boolean> {
+async function writeOnce(port: ClusterPort, meta: ArtifactMeta, bytes: Uint8Array, extra: readonly Operation[]): Promise<boolean> {
   const base = manifestBase(meta.manifest);
   const metaKey = artifactKey(base, meta.version);
   const unpublished: Compare = { key: metaKey, target: 'exists', op: '=', value: false };
@@ -178,7 +180,7 @@ async function writeOnce(port: ClusterPort, meta: ArtifactMeta, bytes: Uint8Arra
     for (const index of group) writtenAt[index] = result.revision;
   }
   const unchanged: Compare[] = writtenAt.map((revision, index) => ({ key: artifactChunkKey(base, meta.version, index), target: 'modRevision', op: '=', value: revision }));
-  const result = await port.txn([unpublished, ...unchanged], [{ type: 'put', key: metaKey, value: JSON.stringify(meta) }]);
+  const result = await port.txn([unpublished, ...unchanged], [{ type: 'put', key: metaKey, value: JSON.stringify(meta) }, ...extra]);
   return result.succeeded;
 }
 
