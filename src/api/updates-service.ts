@@ -14,10 +14,11 @@ import { status, type ServerWritableStream, type UntypedServiceImplementation } 
 import type { VersionHealth } from '../invoker/metrics-aggregator.ts';
 import type { WatchEvent } from '../kv/index.ts';
 import type { ClusterPort } from '../node/cluster-port.ts';
-import { VERSION_ROUTING_PREFIX, parseVersionRoutingKey, requireArtifactBase, type ArtifactBase } from '../slices/keys.ts';
+import { INSTANCE_PREFIX, VERSION_ROUTING_PREFIX, parseVersionRoutingKey, requireArtifactBase, type ArtifactBase } from '../slices/keys.ts';
 import { toServiceError } from '../transport/grpc-errors.ts';
 import { approveStep, cancelUpdate, completeUpdate, pauseUpdate, promoteUpdate, resumeUpdate, rollbackUpdate, setRouting, type CommandOptions, type CommandResult } from '../updates/commands.ts';
-import { healthWindowMs, type HealthSource } from '../updates/facts.ts';
+import { MONITORED_STATES } from '../updates/decide.ts';
+import { healthWindowMs, instanceFacts, type HealthSource } from '../updates/facts.ts';
 import { evaluateHealth } from '../updates/health-gate.ts';
 import { UpdateOperations, requireState, type CommandOutcome, type StoredUpdate } from '../updates/operations.ts';
 import { recordSteps } from '../updates/plan.ts';
@@ -254,7 +255,10 @@ export function updatesService(options: UpdatesServiceOptions): UntypedServiceIm
       const windowMs = healthWindowMs(record, options.healthWindowMsMax);
       const snapshot = (version: string): VersionHealth | undefined => options.health.snapshot(record.base, version, { windowMs });
       const [oldHealth, newHealth] = [snapshot(record.oldVersion), snapshot(record.newVersion)];
-      const evaluation = evaluateHealth(record, newHealth, options.wallClockMs());
+      // Instances failing their health checks count as the gate counts them (a breach without traffic).
+      const instances = await port.range(INSTANCE_PREFIX, { serializable: true });
+      const failing = instanceFacts(instances.kvs, record.base, record.newVersion).unhealthy ?? [];
+      const evaluation = evaluateHealth(record, newHealth, options.wallClockMs(), MONITORED_STATES.includes(record.state) ? failing : []);
       return {
         update_id: record.id,
         old_version: pbHealth(record.oldVersion, oldHealth),
