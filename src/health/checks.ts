@@ -35,6 +35,8 @@ export const BODY_READ_MAX = 64 * 1024;
 export const SCRIPT_OUTPUT_TAIL_MAX = 1024;
 /** Between SIGTERM and SIGKILL for a script that outlives its timeout (less when the budget is short). */
 export const SCRIPT_KILL_GRACE_MS = 250;
+/** After a script exits, the longest wait for its output pipes to drain before the verdict. */
+export const SCRIPT_OUTPUT_DRAIN_MS = 100;
 /** Longest `detail`, in characters. */
 export const CHECK_DETAIL_LENGTH_MAX = 512;
 /** An attempt shorter than this is not worth starting (the spec's smallest timeout). */
@@ -290,15 +292,27 @@ function attemptScript(spec: ScriptCheckSpec, target: CheckTarget, clock: Clock,
       const code = (error as { code?: unknown }).code;
       finish({ status: 'error', detail: `cannot run ${JSON.stringify(spec.command)}: ${code === 'ENOENT' ? 'no such program (ENOENT)' : errorMessage(error)}`, transient: false });
     });
-    child.on('exit', (exitCode, signal) => {
-      const ms = Math.max(0, Math.round(clock.nowMs() - startMs));
+    // 'exit' can come before the last output is read; the verdict waits for 'close' (the pipes
+    // drained), or at most SCRIPT_OUTPUT_DRAIN_MS when something the script started holds them.
+    let exit: { readonly code: number | null; readonly signal: NodeJS.Signals | null; readonly ms: number } | undefined;
+    const judge = (): void => {
+      if (exit !== undefined) finish(judgeExit(spec, exit.code, exit.signal, exit.ms, stderr.text() || stdout.text()));
+    };
+    child.on('exit', (code, signal) => {
       // Whatever a script answers to our SIGTERM, it did not finish in time.
       if (terminated) {
         finish(timedOut(timeoutMs, 'no exit'));
         return;
       }
-      finish(judgeExit(spec, exitCode, signal, ms, stderr.text() || stdout.text()));
+      exit = { code, signal, ms: Math.max(0, Math.round(clock.nowMs() - startMs)) };
+      const cancelDrain = clock.schedule(SCRIPT_OUTPUT_DRAIN_MS, judge);
+      setCleanup(() => {
+        cancelTerm();
+        cancelDrain();
+        signalGroup('SIGKILL');
+      });
     });
+    child.on('close', judge);
   });
 }
 

@@ -335,6 +335,19 @@ test('script: a script past its timeout is a timeout, and it and its children ar
   for (const pid of pids) await waitFor(`process ${pid} to be gone`, () => isGone(pid), { timeoutMs: BOUND_MS });
 });
 
+test('script: a script that exits while a child it started holds its output is judged on its exit, and the child is killed', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'cutover-health-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const pidFile = join(dir, 'pids.json');
+  const spec = check({ type: 'script', command: node, args: ['check.mjs', 'orphan', pidFile], timeoutSeconds: 30 });
+  const { value: result, ms } = await timed(() => runCheck(spec, { cwd: FIXTURES }, deps, { budgetMs: 30_000 }));
+  t.is(result.status, 'success', result.detail);
+  t.true(ms < 20_000, `${ms} ms`);
+  const [pid] = JSON.parse(readFileSync(pidFile, 'utf8')) as number[];
+  await waitFor(`process ${pid} to be gone`, () => isGone(pid!), { timeoutMs: BOUND_MS });
+  t.pass();
+});
+
 test('script: a program that does not exist is an error, not retried', async (t) => {
   const result = await runCheck(check({ type: 'script', command: 'cutover-no-such-program-here' }), { cwd: FIXTURES }, deps, { budgetMs: 5000 });
   t.is(result.status, 'error');
