@@ -264,7 +264,9 @@ export class InstanceManager implements LocalInstances {
   invoke(instanceKey: string, method: string, payload: unknown, deadlineAt: number): Promise<unknown> {
     const h = this.hosted.get(instanceKey);
     if (h === undefined || h.instance === undefined) return Promise.reject(new CutoverError('INSTANCE_NOT_FOUND', `instance ${instanceKey} does not run on node ${this.nodeId}`));
-    if (h.state !== 'ACTIVE') return Promise.reject(new CutoverError('INSTANCE_NOT_ACTIVE', `instance ${instanceKey} is ${h.state}`));
+    // An UNHEALTHY instance is out of routing but still serves what a stale route sends it: a call
+    // that reaches it is better answered than failed (its checks, not its calls, are failing).
+    if (h.state !== 'ACTIVE' && h.state !== 'UNHEALTHY') return Promise.reject(new CutoverError('INSTANCE_NOT_ACTIVE', `instance ${instanceKey} is ${h.state}`));
     const instance = h.instance;
     const fn = h.methods.has(method) ? instance[method] : undefined;
     if (typeof fn !== 'function') return Promise.reject(new CutoverError('UNKNOWN_METHOD', `${h.base}:${h.version} has no method ${JSON.stringify(method)}`));

@@ -11,12 +11,17 @@ import * as grpc from '@grpc/grpc-js';
 import { loadManagementDefinition } from '../../src/api/protos.ts';
 import { deadlineIn } from '../../src/platform/wall-clock.ts';
 import { freePort, sleep, waitFor } from '../../src/platform/wait.ts';
+import { packArtifact } from '../../src/slices/artifact-package.ts';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const definition = grpc.loadPackageDefinition(loadManagementDefinition()) as unknown as { cutover: { v1: Record<string, grpc.ServiceClientConstructor> } };
 
 type Callback = (error: grpc.ServiceError | null, response: Record<string, unknown>) => void;
 type UnaryClient = grpc.Client & Record<string, (request: object, options: grpc.CallOptions, callback: Callback) => void>;
+type PublishClient = grpc.Client & { Publish: (options: grpc.CallOptions, callback: Callback) => grpc.ClientWritableStream<{ chunk: Buffer }> };
+
+/** The `cutover.v1` services a test calls. */
+export type ManagementService = 'KV' | 'Cluster' | 'Slices' | 'RollingUpdates' | 'Events' | 'Notifications' | 'Health';
 
 export interface ProcNode {
   readonly id: number;
@@ -98,7 +103,7 @@ export class ProcessCluster {
     return [...this.nodes.values()].filter((n) => n.process !== undefined);
   }
 
-  client(service: 'KV' | 'Cluster' | 'Slices', address: string): UnaryClient {
+  client(service: ManagementService, address: string): UnaryClient {
     const key = `${service}@${address}`;
     let client = this.clients.get(key);
     if (client === undefined) {
@@ -114,7 +119,7 @@ export class ProcessCluster {
    * under way, common on a loaded machine) is retried until `timeoutMs`; it was never proposed,
    * so retrying cannot apply a request twice. Every other error is the caller's.
    */
-  async call(id: number, service: 'KV' | 'Cluster' | 'Slices', method: string, request: object, timeoutMs = 3000): Promise<Record<string, unknown>> {
+  async call(id: number, service: ManagementService, method: string, request: object, timeoutMs = 3000): Promise<Record<string, unknown>> {
     const deadline = deadlineIn(timeoutMs);
     for (;;) {
       try {
@@ -128,7 +133,24 @@ export class ProcessCluster {
     }
   }
 
-  private callOnce(id: number, service: 'KV' | 'Cluster' | 'Slices', method: string, request: object, deadline: number): Promise<Record<string, unknown>> {
+  /** Packs the slice directory `dir` and publishes it through node `id` (Slices/Publish). */
+  async publish(id: number, dir: string, timeoutMs = 10_000): Promise<void> {
+    const packed = await packArtifact(dir);
+    const client = new definition.cutover.v1['Slices']!(this.node(id).address, grpc.credentials.createInsecure()) as unknown as PublishClient;
+    const deadline = deadlineIn(timeoutMs);
+    try {
+      await new Promise<void>((resolve, reject) => client.waitForReady(deadline, (error) => (error ? reject(error) : resolve())));
+      await new Promise((resolve, reject) => {
+        const stream = client.Publish({ deadline }, (error, response) => (error ? reject(error) : resolve(response)));
+        stream.write({ chunk: Buffer.from(packed.bytes) });
+        stream.end();
+      });
+    } finally {
+      client.close();
+    }
+  }
+
+  private callOnce(id: number, service: ManagementService, method: string, request: object, deadline: number): Promise<Record<string, unknown>> {
     const client = this.client(service, this.node(id).address);
     // A channel that found the node not yet listening fails calls fast; wait for it instead.
     return new Promise((resolve, reject) =>

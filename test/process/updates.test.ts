@@ -14,7 +14,6 @@ import { loadManagementDefinition } from '../../src/api/protos.ts';
 import { monotonicClock } from '../../src/platform/clock.ts';
 import { sleep, waitFor } from '../../src/platform/wait.ts';
 import { deadlineIn } from '../../src/platform/wall-clock.ts';
-import { packArtifact } from '../../src/slices/artifact-package.ts';
 import { CutoverError } from '../../src/util/errors.ts';
 import { ProcessCluster } from './harness.ts';
 
@@ -24,7 +23,6 @@ const definition = grpc.loadPackageDefinition(loadManagementDefinition()) as unk
 
 type Callback = (error: grpc.ServiceError | null, response: Record<string, unknown>) => void;
 type Client = grpc.Client & Record<string, (request: object, options: grpc.CallOptions, callback: Callback) => void>;
-type PublishClient = grpc.Client & { Publish: (options: grpc.CallOptions, callback: Callback) => grpc.ClientWritableStream<{ chunk: Buffer }> };
 
 interface Update {
   id: string;
@@ -44,7 +42,7 @@ interface CallRecord {
 const now = (): number => monotonicClock.nowMs();
 
 function rpc(t: ExecutionContext, cluster: ProcessCluster, id: number, service: 'RollingUpdates' | 'Slices') {
-  const client = new definition.cutover.v1[service]!(cluster.node(id).address, grpc.credentials.createInsecure()) as unknown as Client & PublishClient;
+  const client = new definition.cutover.v1[service]!(cluster.node(id).address, grpc.credentials.createInsecure()) as unknown as Client;
   t.teardown(() => client.close());
   const call = (method: string, request: object, timeoutMs = 5000): Promise<Record<string, unknown>> => {
     const deadline = deadlineIn(timeoutMs);
@@ -58,18 +56,8 @@ function rpc(t: ExecutionContext, cluster: ProcessCluster, id: number, service: 
   return { client, call };
 }
 
-async function publishAll(t: ExecutionContext, cluster: ProcessCluster, id: number): Promise<void> {
-  const { client } = rpc(t, cluster, id, 'Slices');
-  for (const version of ['1.0.0', '2.0.0', '2.1.0-bad']) {
-    const packed = await packArtifact(path.join(EXAMPLES, version));
-    const deadline = deadlineIn(10_000);
-    await new Promise<void>((resolve, reject) => client.waitForReady(deadline, (error) => (error ? reject(error) : resolve())));
-    await new Promise((resolve, reject) => {
-      const stream = client.Publish({ deadline }, (error, response) => (error ? reject(error) : resolve(response)));
-      stream.write({ chunk: Buffer.from(packed.bytes) });
-      stream.end();
-    });
-  }
+async function publishAll(cluster: ProcessCluster, id: number): Promise<void> {
+  for (const version of ['1.0.0', '2.0.0', '2.1.0-bad']) await cluster.publish(id, path.join(EXAMPLES, version));
 }
 
 /** A cluster with greeter published and 1.0.0 running 3 instances, and an embedded client. */
@@ -77,7 +65,7 @@ async function setUp(t: ExecutionContext): Promise<{ cluster: ProcessCluster; le
   const cluster = await ProcessCluster.start(3);
   t.teardown(() => cluster.destroy());
   const leader = await cluster.waitForLeader();
-  await publishAll(t, cluster, leader);
+  await publishAll(cluster, leader);
   await cluster.call(leader, 'Slices', 'Deploy', { artifact: GREETER, version: '1.0.0', instances: 3 });
   await waitFor('3 ACTIVE instances of 1.0.0', async () => {
     const reply = (await cluster.call(leader, 'Slices', 'Instances', { artifact: GREETER })) as { instances: { state: string }[] };
