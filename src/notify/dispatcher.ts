@@ -188,6 +188,8 @@ export class NotifyDispatcher {
     const channels = await port.range(CHANNEL_PREFIX, { limit: this.settings.channelsMax + 1 });
     if (!session.live) return;
     for (const kv of channels.kvs) this.putChannel(session, kv);
+    // Counters of channels deleted while another node led would otherwise stay forever.
+    for (const name of this.perChannel.keys()) if (!session.channels.has(name)) this.perChannel.delete(name);
     session.cancels.push(port.watch(CHANNEL_PREFIX, channels.revision + 1, (events) => this.channelEvents(session, events)));
 
     const cursorKv = await port.get(CURSOR_KEY);

@@ -3,10 +3,45 @@
  * one hanging receiver holds nothing another channel needs), the whole exchange cut at `timeoutMs`
  * of the injected clock, and at most `responseBytesMax` of the answer read (for the log). Never
  * throws: the outcome says whether it worked and whether trying again could help.
+ *
+ * Host names are resolved through a gate that lets at most `LOOKUPS_IN_FLIGHT_MAX` run at once:
+ * `dns.lookup` blocks a libuv threadpool thread until the system resolver answers (which can take
+ * its full timeout when DNS is down), and that pool also runs the node's LevelDB reads and writes.
+ * A dead resolver must not slow the Raft log for every channel's sake.
  */
+import dns from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
+import type { LookupFunction } from 'node:net';
 import type { Clock } from '../util/clock.ts';
+
+/** Host-name lookups of notifications running at once (libuv's pool has 4 threads by default). */
+export const LOOKUPS_IN_FLIGHT_MAX = 2;
+/** Lookups waiting for the gate; more fail at once (each request in flight waits for one at most). */
+const LOOKUPS_WAITING_MAX = 1024;
+
+let lookupsInFlight = 0;
+const lookupsWaiting: (() => void)[] = [];
+
+/** `dns.lookup` through the gate (IP literals never get here: net connects to them directly). */
+type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => void;
+
+/** `dns.lookup` through the gate (IP literals never get here: net connects to them directly). */
+const gatedLookup: LookupFunction = (hostname, options, callback) => {
+  const done = callback as LookupCallback;
+  const run = (): void => {
+    lookupsInFlight++;
+    const resolved: LookupCallback = (error, address, family) => {
+      lookupsInFlight--;
+      lookupsWaiting.shift()?.();
+      done(error, address, family);
+    };
+    (dns.lookup as (hostname: string, options: dns.LookupOptions, callback: LookupCallback) => void)(hostname, options, resolved);
+  };
+  if (lookupsInFlight < LOOKUPS_IN_FLIGHT_MAX) run();
+  else if (lookupsWaiting.length < LOOKUPS_WAITING_MAX) lookupsWaiting.push(run);
+  else done(Object.assign(new Error(`more than ${LOOKUPS_WAITING_MAX} host-name lookups waiting`), { code: 'ELOOKUPQUEUE' }), '', 4);
+};
 
 export interface PostOptions {
   readonly clock: Clock;
@@ -68,6 +103,7 @@ export function postJson(url: string, body: string, headers: Readonly<Record<str
   const request = transport.request(target, {
     method: 'POST',
     agent: false,
+    lookup: gatedLookup,
     headers: { ...headers, 'content-type': 'application/json', 'content-length': String(bytes.length), 'user-agent': 'cutover-notify/1' },
   });
   cancelTimer = options.clock.schedule(options.timeoutMs, () => {
