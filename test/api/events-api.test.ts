@@ -266,3 +266,52 @@ test('malformed filters are INVALID_ARGUMENT naming the field; a Watch from a co
   t.is(compacted.error?.code, grpc.status.OUT_OF_RANGE);
   t.is(compacted.error?.metadata.get('cutover-error-code')[0], 'WATCH_COMPACTED');
 });
+
+test('membership changes and leader transfers are recorded with their operator, after (or, for a transfer, before) the change', async (t) => {
+  const hub = new MemoryHub();
+  const random = new SeededRandom(5);
+  const ids = [1, 2, 3];
+  const servers: { node: CutoverNode; server: grpc.Server; address: string }[] = [];
+  for (let i = 0; i < ids.length; i++) {
+    const server = new grpc.Server();
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+    servers.push({ node: undefined as unknown as CutoverNode, server, address: `127.0.0.1:${port}` });
+  }
+  const members = ids.map((id, i) => ({ id, address: servers[i]!.address }));
+  for (const [i, id] of ids.entries()) {
+    const node = new CutoverNode({ id, initialMembers: members, storage: MemoryStorage.bootstrap(ids), transport: hub.transport(id), clock: realClock, random: random.fork(), logger: silentLogger, settings: { tickMs: 10 }, forwardProposals: false });
+    servers[i]!.node = node;
+    addManagementApi(servers[i]!.server, node, { watchBufferBytesMax: 1 << 20 });
+    servers[i]!.server.addService(eventsDefinition.cutover.v1.Events!.service, eventsService({ port: nodeClusterPort(node) }));
+    await node.start();
+  }
+  const clients: grpc.Client[] = [];
+  const client = (service: string, address: string): Client => {
+    const made = service === 'Events' ? new eventsDefinition.cutover.v1.Events!(address, grpc.credentials.createInsecure()) : new definition.cutover.v1[service]!(address, grpc.credentials.createInsecure());
+    clients.push(made);
+    return made as unknown as Client;
+  };
+  t.teardown(async () => {
+    for (const c of clients) c.close();
+    for (const s of servers) {
+      await s.node.stop();
+      s.server.forceShutdown();
+    }
+  });
+  const leaderOf = (): (typeof servers)[number] | undefined => servers.find((s) => s.node.isLeader());
+  const first = await waitFor('a leader', () => leaderOf(), { attempts: 400 });
+  await call(client('Cluster', first.address), 'AddMember', { id: 4, address: '127.0.0.1:1' }, as('erin'));
+  await call(client('Cluster', first.address), 'RemoveMember', { id: 4 }, as('erin'));
+  const target = servers.find((s) => s !== first)!;
+  await call(client('Cluster', first.address), 'TransferLeader', { target_id: target.node.id }, as('frank'));
+  await waitFor('the transfer', () => (target.node.isLeader() ? true : undefined), { attempts: 400 });
+  await refused(t, call(client('Cluster', target.address), 'TransferLeader', { target_id: 4 }), grpc.status.INVALID_ARGUMENT, 'INVALID_ARGUMENT', /^target_id: must be a voter/);
+
+  const trail = (await list(client('Events', servers[2]!.address), {})).events;
+  t.deepEqual(
+    trail.map((e) => `${e.action} ${e.actor.name}`),
+    ['member.added erin', 'member.removed erin', 'leader.transferred frank'],
+  );
+  t.like(trail[0], { target: { member_id: 4 }, reason: 'member 4 added as a learner at 127.0.0.1:1' });
+  t.like(JSON.parse(trail[2]!.details_json) as object, { from: first.node.id, to: target.node.id });
+});
