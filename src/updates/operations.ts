@@ -40,9 +40,9 @@ import {
   type ReleaseStatistics,
   type RollbackTarget,
 } from './release.ts';
-import { parseStartRequest } from './request.ts';
+import { parseStartRequest, type StartRequest } from './request.ts';
 import { updateEventWrites } from './update-events.ts';
-import { UpdateValidationError, currentVersion, lookupArtifact, validateUpdate } from './validation.ts';
+import { UpdateValidationError, currentVersion, lookupArtifact, validateUpdate, type ArtifactLookup } from './validation.ts';
 
 export interface UpdateOperationsOptions {
   readonly port: ClusterPort;
@@ -176,7 +176,7 @@ export class UpdateOperations {
       );
       if (!result.ok) throw new UpdateValidationError({ base, oldVersion: current.version, newVersion: request.newVersion }, result.blockers);
       const nowMs = this.wallClockMs();
-      let record = createUpdateRecord(request, { id, oldVersion: current.version, nowMs });
+      let record = createUpdateRecord(withMonitoringOfChecks(request, fields, newArtifact), { id, oldVersion: current.version, nowMs });
       if (origin.rollbackOfRevision !== undefined) {
         record = withLogEntry(record, { step: `rollback to revision ${origin.rollbackOfRevision}`, at: nowMs, actor: { kind: 'user', name: request.initiatedBy }, reason: origin.reason ?? `restoring ${request.newVersion} with the settings of revision ${origin.rollbackOfRevision}` });
       }
@@ -259,4 +259,16 @@ export class UpdateOperations {
     const started = await this.start(fields, { rollbackOfRevision: release.revision, ...(options.reason === undefined ? {} : { reason: options.reason }) });
     return { ...started, target: release };
   }
+}
+
+/**
+ * The monitoring window after the last step defaults to the health checks' own
+ * `monitoringDurationSeconds` (the update's override, else the new version's manifest) when the
+ * request does not set `monitoringSeconds`: the checks say how long a new version must be watched.
+ */
+function withMonitoringOfChecks(request: StartRequest, fields: unknown, newArtifact: ArtifactLookup): StartRequest {
+  if (typeof fields === 'object' && fields !== null && (fields as Record<string, unknown>).monitoringSeconds != null) return request;
+  const checks = request.healthChecks ?? (newArtifact.kind === 'found' ? newArtifact.meta.manifest.healthChecks : undefined);
+  const seconds = (checks?.policy as { monitoringDurationSeconds?: unknown } | undefined)?.monitoringDurationSeconds;
+  return typeof seconds === 'number' && Number.isFinite(seconds) && seconds >= 0 ? { ...request, monitoringSeconds: Math.ceil(seconds) } : request;
 }
