@@ -11,3 +11,4 @@ export * from './payload.ts';
 export { requestFor, sendNotice, testNotice, type SendOptions } from './send.ts';
 export { DEFAULT_NOTIFY_SETTINGS, validateNotifySettings, type NotifySettings } from './settings.ts';
 export { DELIVERY_HEADER, EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signatureHeader, verifySignature } from './signing.ts';
+export { registerNotifyMetrics } from './metrics-prometheus.ts';
