@@ -304,6 +304,31 @@ test('leadership loss stops delivery; the next leader resumes from the cursor wi
   t.true(resumed.revision >= rev3);
 });
 
+test('a leader that stops writes its cursor on the way out; the next dispatcher sends only what was unfinished', async (t) => {
+  const [receiver] = await receivers(t, { status: 200 });
+  const a = await started(t, { cursorWriteIntervalMs: 600_000 });
+  await putChannel(a.port, { name: 'ops', type: 'webhook', url: receiver!.url });
+  const [e1, e2, e3, e4] = [auditEvent('update.started'), auditEvent('update.completed'), auditEvent('update.failed'), auditEvent('instance.unhealthy')];
+  await commitEvent(a.port, e1!);
+  const rev2 = await commitEvent(a.port, e2!);
+  await receiver!.until(2);
+  await untilState(a, 'ops', 'idle');
+  receiver!.behaviour = { status: 503 };
+  await commitEvent(a.port, e3!);
+  await receiver!.until(3);
+  await untilState(a, 'ops', 'backoff');
+  await a.dispatcher.stop();
+  t.like(JSON.parse((await a.port.get(CURSOR_KEY))!.value), { revision: rev2, term: 1 }, 'finished up to e2; e3 was not');
+
+  await commitEvent(a.port, e4!);
+  receiver!.behaviour = { status: 200 };
+  const b = await rig({}, a.port);
+  t.teardown(() => b.dispatcher.stop());
+  await receiver!.until(5);
+  await untilState(b, 'ops', 'idle');
+  t.deepEqual(ids(receiver!.bodies()), [e1!.id, e2!.id, e3!.id, e3!.id, e4!.id]);
+});
+
 test('a new leader whose watch history no longer reaches the cursor reads the missed events back from the store', async (t) => {
   const [receiver] = await receivers(t, { status: 200 });
   const { MemoryClusterPort } = await import('../../src/node/cluster-port.ts');
