@@ -39,6 +39,8 @@ export const SCRIPT_KILL_GRACE_MS = 250;
 export const SCRIPT_OUTPUT_DRAIN_MS = 100;
 /** Longest `detail`, in characters. */
 export const CHECK_DETAIL_LENGTH_MAX = 512;
+/** A retry runs only with half the first attempt's time left, or this much when that is less. */
+export const RETRY_MS_WANTED_MAX = 1000;
 /** An attempt shorter than this is not worth starting (the spec's smallest timeout). */
 const ATTEMPT_MS_MIN = 10;
 
@@ -80,10 +82,11 @@ export async function runCheck(spec: CheckSpec, target: CheckTarget, deps: Check
     attempts++;
     if (!last.transient || attempts >= CHECK_ATTEMPTS_MAX) break;
     const backoffMs = TRANSIENT_BACKOFF_MS[attempts - 1] ?? TRANSIENT_BACKOFF_MS[TRANSIENT_BACKOFF_MS.length - 1] ?? 0;
-    // Retry only when the retry can have at least half the time the first attempt had: a sliver
-    // of an attempt would only turn a timeout into another, less telling one.
+    // Retry only when the retry can have half the time the first attempt had (at most
+    // RETRY_MS_WANTED_MAX): a sliver of an attempt would only turn a timeout into another, less
+    // telling one.
     const leftMs = deadlineMs - deps.clock.nowMs() - backoffMs;
-    if (leftMs < Math.max(ATTEMPT_MS_MIN, firstAttemptMs / 2)) break;
+    if (leftMs < Math.max(ATTEMPT_MS_MIN, Math.min(RETRY_MS_WANTED_MAX, firstAttemptMs / 2))) break;
     await new Promise<void>((resolve) => deps.clock.schedule(backoffMs, resolve));
   }
   return { check: spec.name, type: spec.type, status: last.status, at, durationMs, attempts, detail: clip(last.detail) };
@@ -178,7 +181,8 @@ function attemptHttp(spec: HttpCheckSpec, target: CheckTarget, clock: Clock, tim
         res.destroy();
         req.destroy();
       });
-      if (spec.bodyContains === undefined) {
+      // The body is read only when it decides: a wrong status fails without it.
+      if (spec.bodyContains === undefined || !spec.expectedStatus.includes(res.statusCode ?? 0)) {
         finish(judgeHttp(spec, res.statusCode ?? 0, elapsed(), undefined));
         return;
       }
