@@ -464,7 +464,7 @@ test('round: checks run concurrently and the round never outlives its interval',
   t.teardown(listener.close);
   const dir = mkdtempSync(join(tmpdir(), 'cutover-health-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  // Each check alone would take far longer than the 0.5 s interval.
+  // Each check alone would take far longer than the 1 s interval.
   const spec = parseHealthSpec({
     mode: 'ANY',
     checks: [
@@ -473,7 +473,7 @@ test('round: checks run concurrently and the round never outlives its interval',
       { type: 'script', command: node, args: [join(FIXTURES, 'check.mjs'), 'hang', join(dir, 'pids.json')], timeoutSeconds: 60 },
       { type: 'tcp', port: listener.port },
     ],
-    policy: { intervalSeconds: 0.5 },
+    policy: { intervalSeconds: 1 },
   });
   const { value: round, ms } = await timed(() => runRound(spec, { instance: { health: () => new Promise(() => {}) }, cwd: FIXTURES }, deps));
   t.true(ms < BOUND_MS, `${ms} ms`);
