@@ -100,12 +100,19 @@ export function postJson(url: string, body: string, headers: Readonly<Record<str
   }
   const transport = target.protocol === 'https:' ? https : http;
   const bytes = Buffer.from(body, 'utf8');
-  const request = transport.request(target, {
-    method: 'POST',
-    agent: false,
-    lookup: gatedLookup,
-    headers: { ...headers, 'content-type': 'application/json', 'content-length': String(bytes.length), 'user-agent': 'cutover-notify/1' },
-  });
+  let request: http.ClientRequest;
+  try {
+    request = transport.request(target, {
+      method: 'POST',
+      agent: false,
+      lookup: gatedLookup,
+      headers: { ...headers, 'content-type': 'application/json', 'content-length': String(bytes.length), 'user-agent': 'cutover-notify/1' },
+    });
+  } catch (error) {
+    // Node refuses some requests before any I/O (a header or host it cannot send): no retry helps.
+    settle({ ok: false, kind: 'network', status: 0, message: error instanceof Error ? error.message : String(error), retryable: false, durationMs: 0 });
+    return { outcome, abort: () => {} };
+  }
   cancelTimer = options.clock.schedule(options.timeoutMs, () => {
     fail('timeout', `no answer within ${options.timeoutMs} ms`);
     request.destroy();
