@@ -4,6 +4,7 @@
  * advances it; the HTTP exchanges are real and awaited with bounded real-time polls).
  */
 import test from 'ava';
+import { eventWrite } from '../../src/events/event.ts';
 import { CURSOR_KEY } from '../../src/notify/channel.ts';
 import { DISCORD_COLOURS } from '../../src/notify/payload.ts';
 import { DELIVERY_HEADER, EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verifySignature } from '../../src/notify/signing.ts';
@@ -238,6 +239,19 @@ test('a full queue drops its oldest waiting notification, counted', async (t) =>
   await receiver!.until(3);
   await untilState(r, 'ops', 'idle');
   t.deepEqual(ids(receiver!.bodies()), [events[0]!.id, events[0]!.id, events[3]!.id], 'the head in flight is kept; the oldest waiting ones went');
+});
+
+test('the intake between the apply path and the drain is bounded: beyond it the oldest events are lost, counted', async (t) => {
+  const [receiver] = await receivers(t, { status: 200 });
+  const r = await started(t, { intakeEventsMax: 2 });
+  await putChannel(r.port, { name: 'ops', type: 'webhook', url: receiver!.url });
+  const events = [1, 2, 3, 4, 5].map(() => auditEvent('update.failed'));
+  // One transaction: the listener gets all five in one call, before any drain can run.
+  await r.port.txn([], events.map((e) => eventWrite(e)));
+  await receiver!.until(2);
+  await untilState(r, 'ops', 'idle');
+  t.deepEqual(ids(receiver!.bodies()), [events[3]!.id, events[4]!.id]);
+  t.like(r.dispatcher.stats(), { lost: 3, delivered: 2 });
 });
 
 test('channels added, changed and deleted while leading take effect for later events', async (t) => {
