@@ -29,7 +29,7 @@ async function started(t: { teardown(fn: () => Promise<void>): void }, settings:
 
 /** Waits until `channel`'s queue is in `state` (bounded, real time). */
 async function untilState(r: Rig, channel: string, state: 'idle' | 'sending' | 'backoff'): Promise<void> {
-  await waitFor(`${channel} ${state}`, () => r.dispatcher.stats().channels[channel]?.state === state, { attempts: 400, intervalMs: 10, timeoutMs: 20_000 });
+  await waitFor(`${channel} ${state}`, () => r.dispatcher.stats().channels[channel]?.state === state, { attempts: 3000, intervalMs: 10, timeoutMs: 30_000 });
 }
 
 test('a webhook channel receives a signed JSON document for a committed event', async (t) => {
@@ -213,7 +213,7 @@ test('a hanging receiver and a down one delay neither other channels, nor enqueu
   await r.clock.advance(4999);
   t.is(r.dispatcher.stats().channels.hang?.state, 'sending');
   await r.clock.advance(1);
-  await waitFor('the hung request closed', () => hanging!.aborted === 1, { attempts: 400, intervalMs: 10, timeoutMs: 20_000 });
+  await waitFor('the hung request closed', () => hanging!.aborted === 1, { attempts: 3000, intervalMs: 10, timeoutMs: 30_000 });
   t.is(r.dispatcher.stats().channels.hang?.state, 'backoff');
   hanging!.behaviour = { status: 200 };
   await r.clock.advance(1000);
@@ -234,7 +234,7 @@ test('a full queue drops its oldest waiting notification, counted', async (t) =>
   t.like(r.dispatcher.stats(), { dropped: 2, queued: 2 });
   receiver!.behaviour = { status: 200 };
   await r.clock.advance(1000);
-  await waitFor('the timed-out request retried', () => r.dispatcher.stats().channels.ops?.state === 'backoff', { attempts: 400, intervalMs: 10 });
+  await waitFor('the timed-out request retried', () => r.dispatcher.stats().channels.ops?.state === 'backoff', { attempts: 3000, intervalMs: 10, timeoutMs: 30_000 });
   await r.clock.advance(100);
   await receiver!.until(3);
   await untilState(r, 'ops', 'idle');
@@ -297,7 +297,7 @@ test('leadership loss stops delivery; the next leader resumes from the cursor wi
   r.port.setLeader(false);
   await flush();
   t.false(r.dispatcher.stats().leading);
-  await waitFor('the in-flight request aborted', () => receiver!.aborted === 1, { attempts: 400, intervalMs: 10 });
+  await waitFor('the in-flight request aborted', () => receiver!.aborted === 1, { attempts: 3000, intervalMs: 10, timeoutMs: 30_000 });
 
   // Committed by another leader meanwhile: nothing is sent from here.
   receiver!.behaviour = { status: 200 };

@@ -33,10 +33,10 @@ test('the leader node delivers a committed event to a webhook and keeps its curs
   });
   await node.start();
   host.start();
-  await waitFor('a leader', () => node.isLeader(), { attempts: 200 });
+  await waitFor('a leader', () => node.isLeader(), { attempts: 600, timeoutMs: 30_000 });
   const channel = validateChannel({ name: 'ops', type: 'webhook', url: receiver.url, secret: SECRET, updatedBy: 'test', updatedAt: epochMs() });
   await port.txn([], [{ type: 'put', key: channelKey('ops'), value: formatChannel(channel) }]);
-  await waitFor('the dispatcher leading', () => host.stats().leading && host.stats().channels.ops !== undefined, { attempts: 200 });
+  await waitFor('the dispatcher leading', () => host.stats().leading && host.stats().channels.ops !== undefined, { attempts: 600, timeoutMs: 30_000 });
   const event = auditEvent('update.completed');
   const { revision } = await port.txn([], [eventWrite(event), { type: 'put', key: 'rolling-update/u-1', value: '{}' }]);
   await receiver.until(1);
@@ -46,6 +46,6 @@ test('the leader node delivers a committed event to a webhook and keeps its curs
   await waitFor('the cursor at the event', async () => {
     const kv = await port.get(CURSOR_KEY);
     return kv !== undefined && (JSON.parse(kv.value) as { revision: number }).revision >= revision;
-  }, { attempts: 200 });
+  }, { attempts: 600, timeoutMs: 30_000 });
   t.like(host.stats(), { delivered: 1, failed: 0 });
 });

@@ -56,7 +56,7 @@ export class Receiver {
 
   /** Waits (real time, bounded) until `count` requests arrived. */
   async until(count: number, what = `${count} requests`): Promise<void> {
-    await waitFor(what, () => this.requests.length >= count, { attempts: 400, intervalMs: 10, timeoutMs: 20_000 });
+    await waitFor(what, () => this.requests.length >= count, { attempts: 3000, intervalMs: 10, timeoutMs: 30_000 });
   }
 
   bodies(): Record<string, unknown>[] {
