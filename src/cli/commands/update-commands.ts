@@ -21,6 +21,7 @@ import { CommandFailedError, UnreachableError, UsageError } from '../cli-errors.
 import { cacheDirectory } from '../client/descriptor-cache.ts';
 import type { MessageObject } from '../client/schema.ts';
 import { Session } from '../client/session.ts';
+import type { EventView } from '../output/event-view.ts';
 import { emit, emitItem, type Output } from '../output/output.ts';
 import {
   healthTable,
@@ -96,6 +97,23 @@ async function healthOrReason(session: Session, id: string): Promise<HealthView 
   } catch (error) {
     if (error instanceof UnreachableError) throw error;
     return error instanceof Error ? error.message : String(error);
+  }
+}
+
+/** Recent events shown by `update status`. */
+const STATUS_EVENTS = 5;
+
+/**
+ * The update's newest audit events, oldest first; undefined when the node has no Events service
+ * (an older Cutover) or the call fails otherwise: the status shows without them.
+ */
+async function recentEvents(session: Session, id: string): Promise<EventView[] | undefined> {
+  try {
+    const response = await session.unary('cutover.v1.Events/List', { update_id: id, limit: STATUS_EVENTS, order: 'NEWEST_FIRST' }, { idempotent: true });
+    return [...(response.events as EventView[])].reverse();
+  } catch (error) {
+    if (error instanceof UnreachableError) throw error;
+    return undefined;
   }
 }
 
@@ -450,7 +468,9 @@ export function registerUpdateCommands(program: Command): void {
         throw await explain(session, error, 'show', id);
       }
       const health = await healthOrReason(session, id);
-      emit(context.output, { update: u, health: typeof health === 'string' ? null : health }, () => statusView(context.output, u, health, context.output.nowMs, { transitions: STATUS_TRANSITIONS }));
+      const events = await recentEvents(session, id);
+      const data = { update: u, health: typeof health === 'string' ? null : health, ...(events === undefined ? {} : { events }) };
+      emit(context.output, data, () => statusView(context.output, u, health, context.output.nowMs, { transitions: STATUS_TRANSITIONS, ...(events === undefined ? {} : { events }) }));
     }),
   );
 

@@ -1,9 +1,11 @@
 /**
  * How `cutover update …` shows rolling updates: the list, the status view (also each frame of
  * `update status --watch`: state, current step, a traffic bar of the new:old split, per-version
- * health against the update's thresholds, the last transitions), health, history and statistics.
+ * health against the update's thresholds, the last transitions, the recent audit events), health,
+ * history and statistics.
  * Every view fits `output.width` (80 columns when stdout is not a terminal).
  */
+import { eventsTable, type EventView } from './event-view.ts';
 import { localTime, relativeAge, timeWithAge } from './formats.ts';
 import { keyValues, table, type Column, type Output, type Styles } from './output.ts';
 
@@ -226,6 +228,8 @@ function healthLines(output: Output, update: UpdateView, health: HealthView | st
 export interface StatusViewOptions {
   /** Transitions shown, newest last. */
   readonly transitions: number;
+  /** The update's recent audit events, oldest first (absent: not shown). */
+  readonly events?: readonly EventView[];
   /** A line after the view (the watch's "refreshed at"). */
   readonly footer?: string;
 }
@@ -266,6 +270,9 @@ export function statusView(output: Output, update: UpdateView, health: HealthVie
     ];
     const hidden = update.transitions.length - shown.length;
     text += `\n${s.dim(`last transitions${hidden > 0 ? ` (${hidden} earlier not shown)` : ''}`)}\n${table(output, columns, shown, '')}`;
+  }
+  if (options.events !== undefined && options.events.length > 0) {
+    text += `\n${s.dim(`recent events (all: cutover events --update ${update.id})`)}\n${eventsTable(output, options.events, '', { showTarget: false })}`;
   }
   if (options.footer !== undefined) text += `${s.dim(options.footer)}\n`;
   return text;
