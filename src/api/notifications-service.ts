@@ -3,9 +3,10 @@
  * channels as records in the store (src/notify/channel.ts), and a one-shot test delivery. Every node
  * serves it: reads are linearizable reads of the store; writes go through the port (a follower
  * forwards them or answers NOT_LEADER, as the node is configured); TestChannel sends from the node
- * that answers. Secrets go in and never come out: Get and List say `secret_set`.
+ * that answers. Secrets go in and never come out: Get and List say `secret_set`. The operator is
+ * the request's `actor`, else the `x-cutover-actor` metadata, else anonymous (request-actor.ts).
  */
-import type { UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { Metadata, UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { ClusterPort } from '../node/cluster-port.ts';
 import { CHANNEL_PREFIX, CHANNELS_MAX_DEFAULT, ChannelNotFoundError, channelKey, formatChannel, parseChannel, publicChannel, requireChannelName, validateChannel, type StoredChannel } from '../notify/channel.ts';
 import { DEFAULT_NOTIFY_SETTINGS } from '../notify/settings.ts';
@@ -14,6 +15,7 @@ import { requireArtifactBase } from '../slices/keys.ts';
 import type { Clock } from '../util/clock.ts';
 import { CutoverError, InvalidArgumentError } from '../util/errors.ts';
 import { unary } from './kv-service.ts';
+import { requestActor, unaryWithMetadata } from './request-actor.ts';
 
 export interface NotificationsServiceOptions {
   readonly port: ClusterPort;
@@ -79,8 +81,9 @@ export function notificationsService(options: NotificationsServiceOptions): Unty
     return stored;
   };
 
-  const set = async (req: PbSetChannel): Promise<Record<string, unknown>> => {
+  const set = async (req: PbSetChannel, metadata: Metadata): Promise<Record<string, unknown>> => {
     const name = requireChannelName(req.name);
+    const actor = requestActor(metadata, { name: 'actor', value: req.actor });
     if (req.secret !== undefined && req.clear_secret) throw new InvalidArgumentError('clear_secret', 'give a secret or clear it, not both');
     for (let attempt = 0; attempt < SET_ATTEMPTS_MAX; attempt++) {
       const key = channelKey(name);
@@ -96,7 +99,7 @@ export function notificationsService(options: NotificationsServiceOptions): Unty
         ...(secret === undefined ? {} : { secret }),
         ...(req.artifact === '' ? {} : { artifact: req.artifact }),
         events: req.events,
-        updatedBy: req.actor === '' ? 'anonymous' : req.actor,
+        updatedBy: actor.name,
         updatedAt: options.wallClockMs(),
       });
       if (kv === undefined) {
@@ -110,7 +113,7 @@ export function notificationsService(options: NotificationsServiceOptions): Unty
   };
 
   return {
-    SetChannel: unary(set),
+    SetChannel: unaryWithMetadata(set),
     GetChannel: unary(async (req: { name: string }) => ({ channel: pbChannel(await existing(req.name)), created: false })),
     ListChannels: unary(async (req: { artifact: string }) => {
       const artifact = req.artifact === '' ? undefined : requireArtifactBase(req.artifact, 'artifact');
@@ -131,9 +134,10 @@ export function notificationsService(options: NotificationsServiceOptions): Unty
       if (deleted?.type !== 'delete' || deleted.deleted.length === 0) throw new ChannelNotFoundError(name);
       return { revision: result.revision };
     }),
-    TestChannel: unary(async (req: { name: string; actor: string }) => {
+    TestChannel: unaryWithMetadata(async (req: { name: string; actor: string }, metadata: Metadata) => {
+      const actor = requestActor(metadata, { name: 'actor', value: req.actor });
       const { channel } = await existing(req.name);
-      const notice = testNotice(channel.name, req.actor === '' ? 'anonymous' : req.actor, options.wallClockMs());
+      const notice = testNotice(channel.name, actor.name, options.wallClockMs());
       const deliveryId = `test-${port.nodeId}-${++testSequence}`;
       const outcome = await sendNotice(channel, notice, deliveryId, { clock: options.clock, wallClockMs: options.wallClockMs, timeoutMs, responseBytesMax: DEFAULT_NOTIFY_SETTINGS.responseBytesMax }).outcome;
       return {

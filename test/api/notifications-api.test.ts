@@ -144,3 +144,18 @@ test('TestChannel sends a signed test notification and answers the outcome', asy
   t.regex(String(down.error), /^network: /);
   await refused(t, call(client, 'TestChannel', { name: 'nope' }), grpc.status.NOT_FOUND, 'CHANNEL_NOT_FOUND');
 });
+
+test('the operator comes from the request, else the x-cutover-actor metadata, else anonymous', async (t) => {
+  const { client } = await serve(t);
+  const withMetadata = (request: object, metadata: grpc.Metadata): Promise<Record<string, unknown>> =>
+    new Promise((resolve, reject) =>
+      (client.SetChannel as unknown as (r: object, m: grpc.Metadata, cb: Callback) => void)(request, metadata, (error, response) => (error ? reject(error) : resolve(response))),
+    );
+  const metadata = new grpc.Metadata();
+  metadata.set('x-cutover-actor', 'carol');
+  const base = { name: 'ops', type: 'webhook', url: 'https://hooks.example.com/x' };
+  t.is(((await withMetadata(base, metadata)).channel as PbChannel).updated_by, 'carol');
+  t.is(((await withMetadata({ ...base, actor: 'dave' }, metadata)).channel as PbChannel).updated_by, 'dave');
+  t.is(((await call(client, 'SetChannel', base)).channel as PbChannel).updated_by, 'anonymous');
+  await refused(t, call(client, 'SetChannel', { ...base, actor: 'bad\nname' }), grpc.status.INVALID_ARGUMENT, 'INVALID_ARGUMENT', 'actor');
+});
