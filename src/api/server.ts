@@ -4,6 +4,7 @@ import { HealthImplementation } from 'grpc-health-check';
 import type { CutoverNode } from '../node/node.ts';
 import { clusterService } from './cluster-service.ts';
 import { healthService, type HealthServiceOptions } from './health-service.ts';
+import { notificationsService, type NotificationsServiceOptions } from './notifications-service.ts';
 import { kvService, type KvServiceOptions } from './kv-service.ts';
 import { slicesService, type SlicesServiceOptions } from './slices-service.ts';
 import { updatesService, type UpdatesServiceOptions } from './updates-service.ts';
@@ -21,7 +22,7 @@ function serviceOf(definition: grpc.GrpcObject, name: string): grpc.ServiceDefin
 
 /**
  * Adds the management API (KV, Cluster, Slices when `options.slices` is given, RollingUpdates when
- * `options.updates` is, Health when `options.health` is),
+ * `options.updates` is, Health and Notifications when theirs are),
  * grpc.health.v1 and server reflection (v1 and v1alpha) to `server`. Health reports SERVING once
  * the node knows a leader, NOT_SERVING otherwise. Returns a function that detaches the health
  * updates and closes the clients the services keep.
@@ -29,7 +30,7 @@ function serviceOf(definition: grpc.GrpcObject, name: string): grpc.ServiceDefin
 export function addManagementApi(
   server: grpc.Server,
   node: CutoverNode,
-  options: KvServiceOptions & { readonly slices?: SlicesServiceOptions; readonly updates?: UpdatesServiceOptions; readonly health?: HealthServiceOptions },
+  options: KvServiceOptions & { readonly slices?: SlicesServiceOptions; readonly updates?: UpdatesServiceOptions; readonly health?: HealthServiceOptions; readonly notifications?: NotificationsServiceOptions },
 ): () => void {
   const packageDefinition = loadManagementDefinition();
   const definition = grpc.loadPackageDefinition(packageDefinition);
@@ -50,6 +51,10 @@ export function addManagementApi(
     server.addService(serviceOf(definition, 'cutover.v1.Health'), health.implementation);
     services.push('cutover.v1.Health');
     closers.push(() => health.close());
+  }
+  if (options.notifications !== undefined) {
+    server.addService(serviceOf(definition, 'cutover.v1.Notifications'), notificationsService(options.notifications));
+    services.push('cutover.v1.Notifications');
   }
   const health = new HealthImplementation(Object.fromEntries(services.map((s) => [s, 'NOT_SERVING'])));
   health.addToServer(server);

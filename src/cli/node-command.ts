@@ -8,7 +8,9 @@ import { addManagementApi } from '../api/server.ts';
 import { nodeClusterPort } from '../node/cluster-port.ts';
 import { CutoverNode } from '../node/node.ts';
 import { SliceHost } from '../node/slice-host.ts';
+import { NotifyHost } from '../node/notify-host.ts';
 import { UpdatesHost } from '../node/updates-host.ts';
+import { registerNotifyMetrics } from '../notify/metrics-prometheus.ts';
 import { registerInvocationMetrics } from '../invoker/metrics-prometheus.ts';
 import { realClock } from '../platform/scheduler.ts';
 import { epochMs } from '../platform/wall-clock.ts';
@@ -80,19 +82,23 @@ export async function runNode(config: NodeConfig): Promise<void> {
   });
   const capacity = { nodeDownAfterMs: config.slices.nodeDownAfterMs, nodeInstancesMax: config.slices.nodeInstancesMax };
   const updates = new UpdatesHost({ port: nodeClusterPort(node), clock: realClock, wallClockMs: epochMs, logger, aggregator: slices.aggregator, ...capacity });
+  const notify = new NotifyHost({ port: nodeClusterPort(node), clock: realClock, wallClockMs: epochMs, random: random.fork(), logger });
   const detachApi = addManagementApi(server, node, {
     watchBufferBytesMax: 8 * 1024 * 1024,
     slices: { port: nodeClusterPort(node), invoker: slices.invoker, artifactBytesMax: config.slices.artifactBytesMax, wallClockMs: epochMs },
     updates: { port: nodeClusterPort(node), clock: realClock, wallClockMs: epochMs, health: slices.aggregator, healthWindowMsMax: 60_000, leader: () => node.leaderInfo(), ...capacity },
     health: { nodeId: config.id, store: healthResults, members: () => node.memberActivity(), wallClockMs: epochMs },
+    notifications: { port: nodeClusterPort(node), clock: realClock, wallClockMs: epochMs },
   });
   addInvokeService(server, slices);
   await bind(server, config.listen);
   await node.start();
   await slices.start();
   updates.start();
+  notify.start();
   metrics.attach({ node, peerQueueDepth: () => new Map(transport.stats().peers.map((p) => [p.peer, p.queueDepth])) });
   registerInvocationMetrics(metrics.registry, { metrics: slices.metrics, aggregator: slices.aggregator, isLeader: () => node.isLeader(), windowMs: 60_000 });
+  registerNotifyMetrics(metrics.registry, notify);
   const ops = config.metricsListen === '' ? undefined : await startOpsHttp(config.metricsListen, metrics, node);
   logger.info({ listen: config.listen, metrics: config.metricsListen, dataDir: config.dataDir }, 'cutover node serving');
 
@@ -109,6 +115,8 @@ export async function runNode(config: NodeConfig): Promise<void> {
   logger.info({}, 'shutting down');
   ops?.close();
   updates.stop();
+  // Before the node stops: the dispatcher writes its final cursor while the node can still write.
+  await notify.stop();
   await slices.stop();
   await node.stop();
   detachApi();
