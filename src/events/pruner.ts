@@ -7,8 +7,10 @@
  * by a watch), so a round costs no read of the values. A round computes the keys to delete from
  * the mirror and the wall clock, and deletes at most `batchMax` keys per transaction and
  * `batchesPerRoundMax` transactions per round; what is left waits for the next round, which it
- * asks for at once. Rounds run on leadership gained, when a write takes the count past the bound,
- * and every `intervalMs` (age grows without any write).
+ * asks for at once. Rounds run on leadership gained, when writes take the count a batch past the
+ * bound (so the store holds at most `countMax + batchMax` events between rounds, and a steady
+ * stream of events costs one delete transaction per `batchMax` events), and every `intervalMs`
+ * (age grows without any write).
  *
  * Why deletes need no compare: events are written once and never changed, and both bounds only
  * ever move forward (newer events push the count, time pushes the age), so a key that is past a
@@ -216,7 +218,9 @@ export class EventPruner {
       if (event.type === 'put') session.mirror.add(event.kv.key);
       else session.mirror.delete(event.kv.key);
     }
-    if (session.loaded && session.mirror.size > this.countMax) session.loop.wake();
+    // A batch's worth over the bound before a write wakes a round: at the bound, one delete per
+    // event written would double the write load; the interval's round takes any smaller excess.
+    if (session.loaded && session.mirror.size >= this.countMax + this.batchMax) session.loop.wake();
   }
 
   private async round(session: Session): Promise<void> {

@@ -61,12 +61,17 @@ test('the leader prunes by count in bounded batches, keeping the newest', async 
   );
   t.deepEqual(batches, [40, 40, 40, 30]);
   t.like(pruner.status(), { active: true, events: 100, deleted: 150 });
-  // New writes past the bound wake it without waiting for the interval.
+  // A few writes past the bound wait for the interval's round; a batch past it wakes one at once.
   await write(port, [event(T0 + 500, 500), event(T0 + 501, 501)]);
-  await flush();
+  await clock.advance(0);
+  t.is((await keys(port)).length, 102);
+  await write(port, Array.from({ length: 38 }, (_, i) => event(T0 + 600 + i, 600 + i)));
   await clock.advance(0);
   t.is((await keys(port)).length, 100);
-  t.is((await keys(port)).at(-1), `${EVENT_PREFIX}${event(T0 + 501, 501).id}`);
+  t.is((await keys(port)).at(-1), `${EVENT_PREFIX}${event(T0 + 637, 637).id}`);
+  await write(port, [event(T0 + 700, 700)]);
+  await clock.advance(60_000);
+  t.is((await keys(port)).length, 100, 'the interval round takes the small excess');
   pruner.stop();
 });
 
