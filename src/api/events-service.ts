@@ -5,7 +5,7 @@
  * filtered, from a revision. Deletes (the pruner's) are not events and are not streamed.
  *
  * Errors follow the API's conventions: a malformed filter is INVALID_ARGUMENT naming the field
- * (`artifact`, `action`, `order`, `limit`, `until`, ...); a Watch from a compacted revision ends
+ * (`artifact`, `update_id`, `action`, `order`, `limit`, `until`, ...); a Watch from a compacted revision ends
  * with OUT_OF_RANGE (WATCH_COMPACTED), and a client that falls more than `watchBufferBytesMax`
  * behind with RESOURCE_EXHAUSTED.
  */
@@ -15,6 +15,7 @@ import { checkEventFilter, listEvents, matchesEvent, requireEventAction, type Ev
 import type { ClusterPort } from '../node/cluster-port.ts';
 import { requireArtifactBase } from '../slices/keys.ts';
 import { toServiceError } from '../transport/grpc-errors.ts';
+import { requireUpdateId } from '../updates/record.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
 import { unary } from './kv-service.ts';
 
@@ -46,7 +47,7 @@ interface PbWatchRequest extends PbFilter {
 export function filterOf(req: PbFilter & { since_ms?: number; until_ms?: number }): EventFilter {
   const filter: EventFilter = {
     ...(req.artifact === '' ? {} : { artifact: requireArtifactBase(req.artifact, 'artifact') }),
-    ...(req.update_id === '' ? {} : { updateId: req.update_id }),
+    ...(req.update_id === '' ? {} : { updateId: requireUpdateId(req.update_id, 'update_id') }),
     ...(req.actor === '' ? {} : { actor: req.actor }),
     ...(req.action === '' ? {} : { action: requireEventAction(req.action) }),
     ...(req.since_ms === undefined || req.since_ms === 0 ? {} : { sinceMs: req.since_ms }),
@@ -121,12 +122,13 @@ function watch(port: ClusterPort, call: ServerWritableStream<PbWatchRequest, unk
   }
   try {
     cancel = port.watch(EVENT_PREFIX, call.request.from_revision, (events) => {
-      if (ended) return;
-      if (call.writableLength > bufferBytesMax) {
-        fail(Object.assign(new Error(`watcher is more than ${bufferBytesMax} bytes behind; list again and watch from its revision + 1`), { code: status.RESOURCE_EXHAUSTED }));
-        return;
-      }
       for (const change of events) {
+        if (ended) return;
+        // Checked per event: a replay from an old revision arrives as one large batch.
+        if (call.writableLength > bufferBytesMax) {
+          fail(Object.assign(new Error(`watcher is more than ${bufferBytesMax} bytes behind; list again and watch from its revision + 1`), { code: status.RESOURCE_EXHAUSTED }));
+          return;
+        }
         if (change.type !== 'put') continue;
         const parsed = parseEvent(change.kv.key, change.kv.value, change.kv.modRevision);
         if (parsed.ok && matchesEvent(parsed.value, filter)) call.write(pbEvent(parsed.value));

@@ -93,6 +93,8 @@ export function entryAction(step: string): { readonly action: EventAction; reado
     if (index !== undefined && of !== undefined) Object.assign(details, { stepIndex: Number(index), stepsTotal: Number(of) });
     return { action: 'update.routing', details };
   }
+  const rollbackTo = /^rollback to revision (\d+)$/.exec(step);
+  if (rollbackTo !== null) return { action: 'update.step', details: { rollbackOfRevision: Number(rollbackTo[1]) } };
   return { action: 'update.step', details: {} };
 }
 

@@ -251,6 +251,7 @@ test('malformed filters are INVALID_ARGUMENT naming the field; a Watch from a co
   const { node, events } = await startNode(t);
   await refused(t, list(events, { action: 'update.exploded' }), grpc.status.INVALID_ARGUMENT, 'INVALID_ARGUMENT', /^action: must be one of update.started/);
   await refused(t, list(events, { artifact: 'greeter' }), grpc.status.INVALID_ARGUMENT, 'INVALID_ARGUMENT', /^artifact:/);
+  await refused(t, list(events, { update_id: 'no/such id' }), grpc.status.INVALID_ARGUMENT, 'INVALID_ARGUMENT', /^update_id:/);
   await refused(t, list(events, { order: 'SIDEWAYS' }), grpc.status.INVALID_ARGUMENT, 'INVALID_ARGUMENT', /^order:/);
   await refused(t, list(events, { limit: 5000 }), grpc.status.INVALID_ARGUMENT, 'INVALID_ARGUMENT', /^limit:/);
   await refused(t, list(events, { since_ms: 2000, until_ms: 1000 }), grpc.status.INVALID_ARGUMENT, 'INVALID_ARGUMENT', /^until:/);

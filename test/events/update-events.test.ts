@@ -264,6 +264,7 @@ test('every log step maps to an action; every update action is produced by some 
     ['a step a newer Cutover logs', 'update.step'],
   ];
   for (const [step, action] of table) t.is(entryAction(step).action as string, action, step);
+  t.deepEqual(entryAction('rollback to revision 3').details, { rollbackOfRevision: 3 });
   const produced = new Set<string>([...table.map(([, action]) => action), 'update.approval-requested', 'update.cleanup']);
   for (const action of EVENT_ACTIONS.filter((a) => a.startsWith('update.'))) t.true(produced.has(action), `${action} is produced`);
 });
