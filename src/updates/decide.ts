@@ -268,18 +268,30 @@ function healthStep(record: UpdateRecord, facts: UpdateFacts, at: number): Commi
   if (!evaluation.breach || (!evaluation.counted && record.paused)) return undefined;
   const counted: UpdateRecord = { ...record, healthGate: { ...gate, consecutiveBreaches: evaluation.consecutiveBreaches, lastBreachAt: evaluation.counted ? at : gate.lastBreachAt } };
   const why = `${evaluation.consecutiveBreaches}/${gate.failureThreshold} consecutive breaches: ${evaluation.reasons.join('; ')}`;
-  const evidence = healthEvidence(record, facts.health, evaluation.reasons, evaluation.consecutiveBreaches);
+  const evidence = healthEvidence(record, facts, evaluation.reasons, evaluation.consecutiveBreaches);
   if (evaluation.decision === 'rollback') return { ...enterRollingBack(counted, HEALTH_GATE, `automatic rollback after ${why}`, at), from: record, evidence };
   if (!record.paused) return { ...commit(record, 'health breach: pause', pause(counted, { actor: HEALTH_GATE, reason: `health breach ${why}`, nowMs: at })), evidence };
   return { ...commit(record, 'health breach', withLogEntry(counted, { step: 'health breach', at, actor: HEALTH_GATE, reason: why })), evidence };
 }
 
-/** What the health gate judged, for the audit events of its decisions: the failing metrics and the thresholds they broke. */
-function healthEvidence(record: UpdateRecord, health: VersionHealth | undefined, reasons: readonly string[], consecutiveBreaches: number): Record<string, unknown> {
+/**
+ * What the health gate judged, for the audit events of its decisions: the failing metrics and the
+ * thresholds they broke, and the new instances failing their health checks (at most 20 listed).
+ */
+function healthEvidence(record: UpdateRecord, facts: UpdateFacts, reasons: readonly string[], consecutiveBreaches: number): Record<string, unknown> {
   const { maxErrorRate, maxLatencyMs, minRequestCount } = record.thresholds;
+  const health = facts.health;
   const metrics =
     health === undefined ? null : { requestCount: health.requestCount, errorCount: health.errorCount, errorRate: health.errorRate, avgLatencyMs: health.avgLatencyMs, p99LatencyMs: health.p99LatencyMs, windowMs: health.windowMs };
-  return { reasons: [...reasons], consecutiveBreaches, failureThreshold: record.healthGate.failureThreshold, thresholds: { maxErrorRate, maxLatencyMs, minRequestCount }, metrics };
+  const unhealthy = facts.newInstances.unhealthy ?? [];
+  return {
+    reasons: [...reasons],
+    consecutiveBreaches,
+    failureThreshold: record.healthGate.failureThreshold,
+    thresholds: { maxErrorRate, maxLatencyMs, minRequestCount },
+    metrics,
+    failingChecks: { count: unhealthy.length, instances: unhealthy.slice(0, 20) },
+  };
 }
 
 /** Re-put the routing record when the stored one differs from what this update last wrote. */

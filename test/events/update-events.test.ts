@@ -268,3 +268,16 @@ test('every log step maps to an action; every update action is produced by some 
   const produced = new Set<string>([...table.map(([, action]) => action), 'update.approval-requested', 'update.cleanup']);
   for (const action of EVENT_ACTIONS.filter((a) => a.startsWith('update.'))) t.true(produced.has(action), `${action} is produced`);
 });
+
+test('a breach by failing health checks records the failing instances in the evidence', (t) => {
+  const cluster = new FakeCluster(pendingRecord({ strategy: 'CANARY' }));
+  const now = drive(cluster, T0, (r) => r.stepIndex === 1);
+  const { record, modRevision } = cluster.record();
+  const facts = cluster.facts(record);
+  const step = nextStep(record, { ...facts, health: undefined, newInstances: { ...facts.newInstances, unhealthy: ['n0: http GET /health answered 503'] } }, now);
+  if (step.kind !== 'commit') return t.fail(`expected a commit, got ${step.reason}`);
+  t.true(cluster.apply(step, modRevision));
+  const paused = events(cluster).at(-1);
+  t.like(paused, { action: 'update.paused', actor: { name: 'health-gate' } });
+  t.like(paused?.details?.evidence, { metrics: null, failingChecks: { count: 1, instances: ['n0: http GET /health answered 503'] } });
+});
