@@ -9,7 +9,7 @@ const require = createRequire(import.meta.url);
 export { PROTO_ROOT, RAFT_LOADER_OPTIONS as LOADER_OPTIONS } from '../transport/proto.ts';
 
 // The peer services are listed too: one port serves them all, and reflection should say so.
-const MANAGEMENT_FILES = ['cutover/v1/kv.proto', 'cutover/v1/cluster.proto', 'cutover/v1/slices.proto', 'cutover/v1/updates.proto', 'cutover/v1/health.proto', 'cutover/v1/notifications.proto', 'cutover/peer/v1/raft.proto', 'cutover/peer/v1/invoke.proto'];
+const MANAGEMENT_FILES = ['cutover/v1/kv.proto', 'cutover/v1/cluster.proto', 'cutover/v1/slices.proto', 'cutover/v1/updates.proto', 'cutover/v1/health.proto', 'cutover/v1/notifications.proto', 'cutover/v1/events.proto', 'cutover/peer/v1/raft.proto', 'cutover/peer/v1/invoke.proto'];
 
 /** Files of the standard services we serve, so reflection lists them too. */
 function standardFiles(): string[] {

@@ -3,6 +3,7 @@ import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import type { CutoverNode } from '../node/node.ts';
 import { clusterService } from './cluster-service.ts';
+import { eventsService, type EventsServiceOptions } from './events-service.ts';
 import { healthService, type HealthServiceOptions } from './health-service.ts';
 import { notificationsService, type NotificationsServiceOptions } from './notifications-service.ts';
 import { kvService, type KvServiceOptions } from './kv-service.ts';
@@ -22,7 +23,7 @@ function serviceOf(definition: grpc.GrpcObject, name: string): grpc.ServiceDefin
 
 /**
  * Adds the management API (KV, Cluster, Slices when `options.slices` is given, RollingUpdates when
- * `options.updates` is, Health and Notifications when theirs are),
+ * `options.updates` is, Health, Events and Notifications when theirs are),
  * grpc.health.v1 and server reflection (v1 and v1alpha) to `server`. Health reports SERVING once
  * the node knows a leader, NOT_SERVING otherwise. Returns a function that detaches the health
  * updates and closes the clients the services keep.
@@ -30,7 +31,7 @@ function serviceOf(definition: grpc.GrpcObject, name: string): grpc.ServiceDefin
 export function addManagementApi(
   server: grpc.Server,
   node: CutoverNode,
-  options: KvServiceOptions & { readonly slices?: SlicesServiceOptions; readonly updates?: UpdatesServiceOptions; readonly health?: HealthServiceOptions; readonly notifications?: NotificationsServiceOptions },
+  options: KvServiceOptions & { readonly slices?: SlicesServiceOptions; readonly updates?: UpdatesServiceOptions; readonly health?: HealthServiceOptions; readonly notifications?: NotificationsServiceOptions; readonly events?: EventsServiceOptions },
 ): () => void {
   const packageDefinition = loadManagementDefinition();
   const definition = grpc.loadPackageDefinition(packageDefinition);
@@ -51,6 +52,10 @@ export function addManagementApi(
     server.addService(serviceOf(definition, 'cutover.v1.Health'), health.implementation);
     services.push('cutover.v1.Health');
     closers.push(() => health.close());
+  }
+  if (options.events !== undefined) {
+    server.addService(serviceOf(definition, 'cutover.v1.Events'), eventsService(options.events));
+    services.push('cutover.v1.Events');
   }
   if (options.notifications !== undefined) {
     server.addService(serviceOf(definition, 'cutover.v1.Notifications'), notificationsService(options.notifications));

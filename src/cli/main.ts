@@ -15,6 +15,7 @@ import { registerClusterCommands } from './commands/cluster-commands.ts';
 import { registerCompletionCommand } from './commands/completion-command.ts';
 import { DEFAULT_ENDPOINTS, DEFAULT_TIMEOUT } from './commands/context.ts';
 import { registerDescribeCommands } from './commands/describe-commands.ts';
+import { registerEventsCommands } from './commands/events-commands.ts';
 import { registerHealthCommands } from './commands/health-commands.ts';
 import { registerNotifyCommands } from './commands/notify-commands.ts';
 import { registerKvCommands } from './commands/kv-commands.ts';
@@ -36,6 +37,7 @@ const program = new Command('cutover')
 
 program.commandsGroup('Operate a cluster:');
 registerUpdateCommands(program);
+registerEventsCommands(program);
 registerSliceCommands(program);
 registerHealthCommands(program);
 registerNotifyCommands(program);

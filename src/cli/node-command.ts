@@ -8,6 +8,7 @@ import { addManagementApi } from '../api/server.ts';
 import { nodeClusterPort } from '../node/cluster-port.ts';
 import { CutoverNode } from '../node/node.ts';
 import { SliceHost } from '../node/slice-host.ts';
+import { EventsHost } from '../node/events-host.ts';
 import { NotifyHost } from '../node/notify-host.ts';
 import { UpdatesHost } from '../node/updates-host.ts';
 import { registerNotifyMetrics } from '../notify/metrics-prometheus.ts';
@@ -82,6 +83,7 @@ export async function runNode(config: NodeConfig): Promise<void> {
   });
   const capacity = { nodeDownAfterMs: config.slices.nodeDownAfterMs, nodeInstancesMax: config.slices.nodeInstancesMax };
   const updates = new UpdatesHost({ port: nodeClusterPort(node), clock: realClock, wallClockMs: epochMs, logger, aggregator: slices.aggregator, ...capacity });
+  const eventsHost = new EventsHost({ port: nodeClusterPort(node), clock: realClock, wallClockMs: epochMs, logger });
   const notify = new NotifyHost({ port: nodeClusterPort(node), clock: realClock, wallClockMs: epochMs, random: random.fork(), logger });
   const detachApi = addManagementApi(server, node, {
     watchBufferBytesMax: 8 * 1024 * 1024,
@@ -89,12 +91,14 @@ export async function runNode(config: NodeConfig): Promise<void> {
     updates: { port: nodeClusterPort(node), clock: realClock, wallClockMs: epochMs, health: slices.aggregator, healthWindowMsMax: 60_000, leader: () => node.leaderInfo(), ...capacity },
     health: { nodeId: config.id, store: healthResults, members: () => node.memberActivity(), wallClockMs: epochMs },
     notifications: { port: nodeClusterPort(node), clock: realClock, wallClockMs: epochMs },
+    events: { port: nodeClusterPort(node) },
   });
   addInvokeService(server, slices);
   await bind(server, config.listen);
   await node.start();
   await slices.start();
   updates.start();
+  eventsHost.start();
   notify.start();
   metrics.attach({ node, peerQueueDepth: () => new Map(transport.stats().peers.map((p) => [p.peer, p.queueDepth])) });
   registerInvocationMetrics(metrics.registry, { metrics: slices.metrics, aggregator: slices.aggregator, isLeader: () => node.isLeader(), windowMs: 60_000 });
@@ -115,6 +119,7 @@ export async function runNode(config: NodeConfig): Promise<void> {
   logger.info({}, 'shutting down');
   ops?.close();
   updates.stop();
+  eventsHost.stop();
   // Before the node stops: the dispatcher writes its final cursor while the node can still write.
   await notify.stop();
   await slices.stop();
