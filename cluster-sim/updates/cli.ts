@@ -24,7 +24,7 @@ function integer(name: string, text: string): number {
   return value;
 }
 
-function summarise(result: UpdatesResult): string {
+function summarise(result: UpdatesResult, wallMs: number): string {
   const s = result.stats;
   const verdict = result.violations.length === 0 ? 'ok' : `VIOLATION ${result.violations[0]!.kind}`;
   return (
@@ -32,7 +32,7 @@ function summarise(result: UpdatesResult): string {
     `commands=${s.operator.commands} refused=${s.operator.refused} steps=${s.stepsCommitted} recordPuts=${s.recordPuts} checkedEntries=${s.checkedEntries} ` +
     `calls=${s.calls} ok=${s.callsOk} remote=${s.remoteCalls} errors=${JSON.stringify(s.callErrors)} windows=${s.windowsPushed} ` +
     `leaderCrashes=${s.leaderCrashes} crashes=${s.faults.crashes} partitions=${s.faults.partitions} outcomes=${JSON.stringify(s.outcomes)} ` +
-    `settled=${s.settledMs === undefined ? '-' : `${s.settledMs.toFixed(0)}ms`} final=${s.finalOutcomes.join(',')} finalCalls=${s.finalCalls} digest=${result.traceDigest}`
+    `settled=${s.settledMs === undefined ? '-' : `${s.settledMs.toFixed(0)}ms`} final=${s.finalOutcomes.join(',')} finalCalls=${s.finalCalls} digest=${result.traceDigest} wall=${(wallMs / 1000).toFixed(1)}s`
   );
 }
 
@@ -72,7 +72,9 @@ async function main(): Promise<void> {
   for (const [done, seed] of seeds.entries()) {
     const options = drawUpdatesOptions(seed, nodes);
     if (!quiet) console.log(formatUpdatesOptions(options));
+    const seedStartedMs = monotonicClock.nowMs();
     const result = await runUpdatesSimulation(options, values.verbose ? { verbose: (line) => console.log(line) } : {});
+    const seedWallMs = monotonicClock.nowMs() - seedStartedMs;
     const s = result.stats;
     leaderCrashes += s.leaderCrashes;
     started += s.operator.started;
@@ -89,7 +91,7 @@ async function main(): Promise<void> {
       for (const line of result.trace) console.log(`  ${line}`);
       console.log(`replay: npx tsx cluster-sim/updates/cli.ts --seed ${seed} --nodes ${nodes} --verbose`);
     }
-    if (!quiet) console.log(summarise(result));
+    if (!quiet) console.log(summarise(result, seedWallMs));
     else if ((done + 1) % PROGRESS_EVERY_SEEDS === 0 || done + 1 === seeds.length) console.log(`[${String(done + 1).padStart(5)}/${seeds.length}] seeds ${seeds[0]}..${seed}: violations=${failed}`);
   }
   // Real time, read through src/platform: it measures the runner and never feeds a simulation.

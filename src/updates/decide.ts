@@ -402,7 +402,9 @@ function applyStep(record: UpdateRecord, step: RoutingStep, of: number, at: numb
 }
 
 function completing(record: UpdateRecord, at: number): Action {
-  if (record.paused) return pausedWait(record, at, record.deadlines.graceCleanupAt);
+  // The cleanup deadline is forward progress, which a pause blocks: it is no reason to wake. Once
+  // past, it made the controller wake at once, again and again, until the pause was lifted.
+  if (record.paused) return pausedWait(record, at);
   if (record.cleanup.policy === 'MANUAL') return commit(record, 'COMPLETING -> COMPLETED', transition(record, 'COMPLETED', byController(`cleanup policy MANUAL: ${record.oldVersion} is kept until an operator removes it`, at)));
   const cleanupAt = record.deadlines.graceCleanupAt;
   if (cleanupAt !== null && at < cleanupAt) return wait(earliest(cleanupAt, healthWake(record, at)), `old version ${record.oldVersion} removed at ${cleanupAt} (${record.cleanup.policy})`);

@@ -5,8 +5,11 @@ import { runUpdatesSimulation, type UpdatesResult } from '../../cluster-sim/upda
 import type { KeyValue, WatchEvent } from '../../src/kv/index.ts';
 import { artifactBase, blueprintKey, versionRoutingKey } from '../../src/slices/keys.ts';
 import { createUpdateRecord, formatUpdateRecord, updateKey, type UpdateRecord } from '../../src/updates/record.ts';
+import { nextStep, routingValue } from '../../src/updates/decide.ts';
+import { parseRoutingRecord } from '../../src/invoker/records.ts';
 import { parseStartRequest } from '../../src/updates/request.ts';
-import { transition } from '../../src/updates/transitions.ts';
+import { pause, transition } from '../../src/updates/transitions.ts';
+import { HEALTHY as HEALTHY_WINDOW, recordIn } from '../updates/fixtures.ts';
 
 // The rolling-updates scenario: on every simulated node the UpdateController (leader-only), the
 // InstanceManager, placement, the routing-table feed and the real invoker carrying traffic, with
@@ -109,4 +112,19 @@ test('the node view reports a blueprint deleted while routing still sends it tra
   const del: WatchEvent = { type: 'delete', revision: 4, kv: { key: blueprintKey(base, '2.0.0'), value: '', createRevision: 0, modRevision: 4, version: 0 }, prev: undefined };
   view.apply([del]);
   t.true(problems.some((p) => p.includes('deleted at revision 4 while routing')));
+});
+
+// Found by the campaign (seed 4 before the fix): a COMPLETING update paused by the health gate
+// past its grace deadline made nextStep wait until that deadline, already past, so the controller
+// woke at once, again and again (simulated time stood still; a real node would spin its CPU).
+test('a paused COMPLETING update past its cleanup deadline waits for a later time, never a past one', (t) => {
+  const completing = recordIn('COMPLETING', { cleanupPolicy: 'GRACE_PERIOD', gracePeriodSeconds: 1 });
+  const nowMs = completing.createdAt + 60_000;
+  const record = pause({ ...completing, routing: { newWeight: 1, oldWeight: 0 }, deadlines: { ...completing.deadlines, graceCleanupAt: nowMs - 5000 } }, { actor: { kind: 'user', name: 'alice' }, reason: 'hold on', nowMs: nowMs - 10_000 });
+  const stored = parseRoutingRecord(routingValue(record, { newWeight: 1, oldWeight: 0 }));
+  if (!stored.ok) return t.fail(stored.reason);
+  const facts = { newInstances: { active: 4, reported: [] }, oldInstances: { active: 4, reported: [] }, health: HEALTHY_WINDOW, routing: stored.value };
+  const action = nextStep(record, facts, nowMs);
+  t.is(action.kind, 'wait', JSON.stringify(action).slice(0, 300));
+  if (action.kind === 'wait') t.true(action.wakeAt === null || action.wakeAt > nowMs, `woke at ${String(action.wakeAt)}, now ${nowMs}`);
 });
