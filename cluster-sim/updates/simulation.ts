@@ -104,6 +104,8 @@ const CLEANUP_BOUND_MS = 20_000;
 /** A lost packet on a connection costs a retransmission. */
 const RETRANSMIT_MS = 200;
 const CHECK_INTERVAL_MS = 50;
+/** More events than this at one simulated instant: a busy loop (see `timeStuck`). */
+const SAME_INSTANT_EVENTS_MAX = 10_000;
 
 interface Attached {
   readonly id: number;
@@ -144,6 +146,8 @@ class UpdatesSimulation {
   private faultsOn = true;
   /** Final check: base -> minimum start revision of the calls recorded. */
   private readonly pickFrom = new Map<string, number>();
+  /** The current simulated instant and how many events ran at it (`timeStuck`). */
+  private readonly instant = { atMs: -1, events: 0 };
 
   constructor(
     private readonly options: UpdatesRunOptions,
@@ -512,7 +516,23 @@ class UpdatesSimulation {
   }
 
   private runUntil(untilMs: number, shouldStop: () => boolean): Promise<number> {
-    return this.queue.runUntilSettled(untilMs, shouldStop, yieldToEventLoop);
+    return this.queue.runUntilSettled(untilMs, () => this.timeStuck() || shouldStop(), yieldToEventLoop);
+  }
+
+  /**
+   * Simulated time that stops moving means a busy loop: something keeps scheduling itself at once
+   * (a real node would spin its CPU), and the run would never end. Reported, not waited out.
+   */
+  private timeStuck(): boolean {
+    const now = this.queue.nowMs;
+    if (now !== this.instant.atMs) {
+      this.instant.atMs = now;
+      this.instant.events = 0;
+      return false;
+    }
+    if (++this.instant.events <= SAME_INSTANT_EVENTS_MAX) return false;
+    this.report('update-liveness', `simulated time stuck at ${now.toFixed(3)} ms: more than ${SAME_INSTANT_EVENTS_MAX} events in a row at one instant (a busy loop)`);
+    return true;
   }
 
   /** `check` at most every CHECK_INTERVAL_MS of simulated time (it reads and parses state). */
