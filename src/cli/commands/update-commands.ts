@@ -10,6 +10,7 @@
  * update's record: "update X is ROUTING at 1:3; complete needs routing 1:0 — run `cutover update
  * routing X -r 1:0` first". Exit code 1.
  */
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { Option, type Command } from 'commander';
 import { monotonicClock } from '../../platform/clock.ts';
@@ -36,7 +37,7 @@ import {
   type StatisticsView,
   type UpdateView,
 } from '../output/update-view.ts';
-import { parseArtifact, parseCount, parseDuration, parseEndpoints, runAction, type CommandContext, type GlobalFlags } from './context.ts';
+import { parseArtifact, parseCount, parseDuration, parseEndpoints, parseJsonArgument, runAction, type CommandContext, type GlobalFlags } from './context.ts';
 
 const UPDATES = 'cutover.v1.RollingUpdates';
 /** Transitions shown by `update status`. */
@@ -219,6 +220,23 @@ async function changeUpdate(context: CommandContext, method: string, action: str
   emit(context.output, response, () => outcomeLine(context.output, response, action));
 }
 
+/**
+ * `--health-checks`: inline JSON (starting with `{`) or a file holding it, in slice.json's
+ * `healthChecks` form; checked here as JSON only (the node checks the rest, naming the field).
+ */
+function healthChecksJson(value: string | undefined): string {
+  if (value === undefined) return '';
+  let text = value;
+  if (!value.trimStart().startsWith('{')) {
+    try {
+      text = readFileSync(value, 'utf8');
+    } catch (error) {
+      throw new UsageError(`--health-checks: cannot read ${value} (${error instanceof Error ? error.message : String(error)})`, 'give a JSON file or inline JSON like \'{"checks":[{"type":"http","path":"/healthz"}]}\'');
+    }
+  }
+  return JSON.stringify(parseJsonArgument('--health-checks', text));
+}
+
 /** The StartUpdateRequest of `update start`'s arguments and flags. */
 export function startRequest(artifact: string, version: string, flags: Record<string, unknown>): MessageObject {
   const text = (name: string): string | undefined => (typeof flags[name] === 'string' ? (flags[name] as string) : undefined);
@@ -242,6 +260,7 @@ export function startRequest(artifact: string, version: string, flags: Record<st
     health_preset: preset,
     cleanup_policy: cleanup,
     initiated_by: text('initiatedBy') ?? osUser(),
+    health_checks_json: healthChecksJson(text('healthChecks')),
     steps: steps === undefined ? [] : parsePercentList('--steps', steps),
     instances: text('instances') === undefined ? undefined : parseCount('--instances', text('instances')!),
     canary_percentage: int('canaryPercent', '--canary-percent', 1, 99),
@@ -386,6 +405,7 @@ export function registerUpdateCommands(program: Command): void {
     .addOption(new Option('--no-auto-rollback', 'only pause on a breach; never roll back on its own'))
     .addOption(withDefault('--failure-threshold <n>', 'breaching evaluations in a row that start a rollback', String(START_DEFAULTS.failureThreshold)))
     .addOption(withDefault('--initiated-by <name>', 'who starts it', 'the OS user'))
+    .addOption(withDefault('--health-checks <file|json>', "the new version's health checks (slice.json healthChecks form), replacing its own", "the version's own"))
     .option('--wait', 'return once the new instances are ACTIVE (DEPLOYED or ROUTING), so that `update routing` can follow; exit 1 if it ends first');
   start.action(
     runAction(async (context, [artifactArg, versionArg], flags) => {
