@@ -198,7 +198,10 @@ export class UpdatesOperator {
       strategy,
       batchSize: pick([1, 2]),
       batchDelaySeconds: pick([0, 1, 2]),
-      monitoringSeconds: pick([0, 1, 3]),
+      // The clean final update's outcome must be known in advance: a bad version must get traffic
+      // long enough for its first breach (a metrics push, then an evaluation) before completion,
+      // which that breach's pause then blocks. With 0-3 s it could complete unjudged.
+      monitoringSeconds: clean ? pick([5, 10]) : pick([0, 1, 3]),
       deployTimeoutSeconds: pick([20, 40]),
       maxErrorRate: u.maxErrorRate,
       maxLatencyMs: u.maxLatencyMs,

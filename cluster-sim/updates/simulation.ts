@@ -37,7 +37,7 @@ import { yieldToEventLoop } from '../../src/platform/yield.ts';
 import { InstanceManager } from '../../src/slices/instance-manager.ts';
 import { PlacementController } from '../../src/slices/placement-controller.ts';
 import { INSTANCE_PREFIX, blueprintKey, instanceKey, parseInstanceKey, versionRoutingKey, type ArtifactBase } from '../../src/slices/keys.ts';
-import { UPDATE_PREFIX, isTerminal, type UpdateRecord } from '../../src/updates/record.ts';
+import { UPDATE_PREFIX, isTerminal, updateKey, type UpdateRecord } from '../../src/updates/record.ts';
 import type { Clock } from '../../src/util/clock.ts';
 import { CutoverError } from '../../src/util/errors.ts';
 import { nodeId } from '../../src/util/ids.ts';
@@ -634,14 +634,24 @@ class UpdatesSimulation {
       const ok = ratio !== undefined && ratio.updateId === record.id && (bad ? ratio.newWeight === 0 && ratio.oldWeight > 0 : ratio.oldWeight === 0 && ratio.newWeight > 0);
       if (!ok) return this.report('update-outcome', `${record.id} ended ${record.state} with routing ${routing?.value ?? 'none'}`);
       if (bad && record.rollback === null) return this.report('update-outcome', `${record.id} ROLLED_BACK without rollback info`);
-      this.pickFrom.set(record.base, routing!.modRevision);
+      // Calls are judged from the final routing write, except after a RECREATE rollback: RECREATE
+      // stopped the old instances, and until they are ACTIVE again the invoker sends the calls of
+      // a version without ACTIVE instances to the other one (by design: routing-table.ts, its
+      // fallback), so they are judged from the ROLLED_BACK step, which waits for the old ones.
+      const terminalRevision = leader.node.kv.get(updateKey(record.id))?.modRevision ?? routing!.modRevision;
+      this.pickFrom.set(record.base, bad && record.strategy.kind === 'RECREATE' ? terminalRevision : routing!.modRevision);
       expected.set(record.base, bad ? record.oldVersion : record.newVersion);
     }
-    // Traffic: every call started after the final routing write reaches the expected version, on every node.
+    // Traffic: every call started after the final routing write reaches the expected version, on
+    // every live member. A node removed from the cluster (a membership fault never undone) applies
+    // no more entries, so its table is as old as its removal: it is no longer a node of this
+    // cluster, and its calls say nothing about the update.
     await this.runUntil(this.queue.nowMs + TRAFFIC_CHECK_MS, () => this.failed);
     if (this.failed) return;
+    const members = this.leader()?.node.status().confState;
+    if (members === undefined) return this.report('update-liveness', 'no leader when the final traffic was checked');
     for (const a of this.attached.values()) {
-      if (!a.started) continue;
+      if (!a.started || !(members.voters.includes(a.id) || members.learners.includes(a.id))) continue;
       for (const [base, version] of expected) {
         const picks = a.picks.get(base) ?? new Map<string, number>();
         const total = [...picks.values()].reduce((s, n) => s + n, 0);
