@@ -150,8 +150,9 @@ export class UpdatesOperator {
         continue;
       }
       const ops = this.operations(port);
-      const listed = await this.attempt('list', () => ops.list({ base: artifact.base }));
+      const listed = await this.attempt('list', () => ops.list({ base: artifact.base, all: true }));
       if (listed === undefined) continue;
+      this.adoptLostStart(artifact, listed.updates.map((u) => u.record));
       const active = listed.updates.find((u) => !isTerminal(u.record.state));
       if (active !== undefined) await this.drive(ops, artifact, active.record);
       else if (this.mode === 'run' || (this.mode === 'final' && artifact.finalId === undefined)) await this.startNext(ops, port, artifact);
@@ -219,6 +220,22 @@ export class UpdatesOperator {
     }
     if (strategy === 'STAGED') fields.steps = pick([[25, 50], [10, 50, 100], [50]]);
     return fields;
+  }
+
+  /**
+   * A start whose answer was lost (abandoned, or its node crashed after the commit) still started
+   * its version: count it as started, or the next start would ask for that version again, now
+   * current (SAME_VERSION), forever.
+   */
+  private adoptLostStart(artifact: ArtifactState, records: readonly UpdateRecord[]): void {
+    const version = `${artifact.next + 1}.0.0`;
+    const lost = records.find((r) => r.newVersion === version);
+    if (lost === undefined) return;
+    artifact.next++;
+    this.strategyTurn++;
+    this.stats.started++;
+    this.stats.byStrategy[lost.strategy.kind] = (this.stats.byStrategy[lost.strategy.kind] ?? 0) + 1;
+    this.trace.record(this.queue.nowMs, 0, 'operator-adopt', `${lost.id} ${lost.strategy.kind} ${lost.oldVersion} -> ${version}: started, its answer lost`);
   }
 
   private async startNext(ops: UpdateOperations, port: ClusterPort, artifact: ArtifactState): Promise<void> {

@@ -111,6 +111,8 @@ interface Attached {
   readonly id: number;
   readonly node: CutoverNode;
   readonly port: ClusterPort;
+  /** The operator's view of this node: a client's connection, refused once the incarnation is gone. */
+  readonly client: ClusterPort;
   readonly clock: Clock;
   readonly table: RoutingTable;
   readonly instances: InstanceManager;
@@ -119,6 +121,27 @@ interface Attached {
   started: boolean;
   /** Final check: calls started at or after this revision per artifact, and the versions they reached. */
   readonly picks: Map<string, Map<string, number>>;
+}
+
+/**
+ * `port` as a client (the operator) sees it: its node may die between two calls of one operation
+ * (a look, a command's read then write), and then every later call fails as a connection to a dead
+ * node does, with CONNECT_FAILED, instead of reaching the dead incarnation (whose clock is dead).
+ */
+function clientPort(port: ClusterPort, live: () => boolean): ClusterPort {
+  const refused = (): Promise<never> => Promise.reject(new CutoverError('CONNECT_FAILED', `node ${port.nodeId} is down`));
+  return {
+    nodeId: port.nodeId,
+    txn: (compare, success, failure) => (live() ? port.txn(compare, success, failure) : refused()),
+    get: (key, options) => (live() ? port.get(key, options) : refused()),
+    range: (prefix, options) => (live() ? port.range(prefix, options) : refused()),
+    watch: (prefix, fromRevision, listener) => (live() ? port.watch(prefix, fromRevision, listener) : () => {}),
+    revision: () => port.revision(),
+    isLeader: () => live() && port.isLeader(),
+    term: () => port.term(),
+    onLeaderChange: (listener) => (live() ? port.onLeaderChange(listener) : () => {}),
+    members: () => (live() ? port.members() : []),
+  };
 }
 
 export function runUpdatesSimulation(options: UpdatesRunOptions, hooks: RunHooks = {}): Promise<UpdatesResult> {
@@ -184,7 +207,7 @@ class UpdatesSimulation {
       root.fork(),
       options,
       this.trace,
-      () => [...this.attached.values()].filter((a) => a.started).map((a) => a.port),
+      () => [...this.attached.values()].filter((a) => a.started).map((a) => a.client),
       () => Math.round(EPOCH_MS + this.queue.nowMs),
       (message) => this.fail(message),
       (base, version) => this.behaviour(base, version) !== HEALTHY,
@@ -276,7 +299,8 @@ class UpdatesSimulation {
         this.history.commit(id, event.updateId, event.step, event.revision);
       },
     });
-    const a: Attached = { id, node, port, clock, table, instances, aggregator, host, started: false, picks: new Map() };
+    const client = clientPort(port, () => this.attached.get(id) === a);
+    const a: Attached = { id, node, port, client, clock, table, instances, aggregator, host, started: false, picks: new Map() };
     const remote: RemoteCaller = { call: (address, request, timeoutMs) => this.remoteCall(a, address, request, timeoutMs) };
     const invoker = new Invoker({ table, localNodeId: id, remote, local: instances, metrics, clock, defaultTimeoutMs: u.callTimeoutMs });
     const pusher = new MetricsPusher({ nodeId: id, metrics, clock, intervalMs: u.metricsIntervalMs, send: (window) => this.pushWindow(a, window) });
