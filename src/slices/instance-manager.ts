@@ -24,8 +24,7 @@ import { eventId, eventWrite, type AuditEvent } from '../events/event.ts';
 import { isHealthy } from '../health/checks.ts';
 import type { CheckTarget, HealthSpec, InstanceRef, RoundResult } from '../health/types.ts';
 import type { ClusterPort } from '../node/cluster-port.ts';
-import type { Operation } from '../kv/types.ts';
-import type { KeyValue, WatchEvent } from '../kv/types.ts';
+import type { KeyValue, Operation, WatchEvent } from '../kv/types.ts';
 import type { InstanceState } from '../invoker/records.ts';
 import type { LocalInstances } from '../invoker/invoker.ts';
 import type { Clock } from '../util/clock.ts';
@@ -117,7 +116,7 @@ export interface InstanceManagerOptions {
    * hook gates startup (the simulator and unit tests that do not test checks).
    */
   readonly healthChecks?: InstanceHealthChecks;
-  /** An update's override of a version's checks (read from its blueprint); wins over the manifest. */
+  /** An update's override of a version's checks (from its update record); wins over the manifest. */
   readonly healthSpecOf?: HealthSpecSource;
   /** Wall-clock epoch ms, for the time of audit events. Default: the monotonic clock (tests). */
   readonly wallClockMs?: () => number;
