@@ -5,6 +5,7 @@
  * the leader's dispatcher sees every change through its watch.
  */
 import { NotifyDispatcher, type NotifyStats } from '../notify/dispatcher.ts';
+import type { PostFunction } from '../notify/send.ts';
 import type { NotifySettings } from '../notify/settings.ts';
 import type { Clock } from '../util/clock.ts';
 import type { Logger } from '../util/logger.ts';
@@ -21,6 +22,8 @@ export interface NotifyHostOptions {
   readonly logger: Logger;
   /** Overrides of DEFAULT_NOTIFY_SETTINGS, checked at construction (INVALID_ARGUMENT names the setting). */
   readonly settings?: Partial<NotifySettings>;
+  /** How requests are sent (default `postJson`: real node:http; the simulator passes its own). */
+  readonly post?: PostFunction;
 }
 
 export class NotifyHost {
@@ -34,6 +37,7 @@ export class NotifyHost {
       random: options.random,
       logger: options.logger,
       ...(options.settings === undefined ? {} : { settings: options.settings }),
+      ...(options.post === undefined ? {} : { post: options.post }),
     });
   }
 

@@ -12,7 +12,7 @@ import type { Random } from '../util/random.ts';
 import type { ChannelRecord } from './channel.ts';
 import type { PostHandle, PostOutcome } from './http-post.ts';
 import type { Notice } from './payload.ts';
-import { sendNotice } from './send.ts';
+import { sendNotice, type PostFunction } from './send.ts';
 import type { NotifySettings } from './settings.ts';
 
 /** Delivery counters (a channel's own, and the dispatcher's totals). */
@@ -41,6 +41,8 @@ export interface ChannelQueueOptions {
   readonly counters: readonly DeliveryCounters[];
   /** A fresh id for each attempt (`X-Cutover-Delivery`). */
   readonly deliveryId: () => string;
+  /** How requests are sent (default `postJson`). */
+  readonly post?: PostFunction;
 }
 
 interface Item {
@@ -126,8 +128,8 @@ export class ChannelQueue {
     if (item === undefined) return;
     item.attempts++;
     if (item.attempts > 1) this.count('retries');
-    const { settings, clock, wallClockMs } = this.options;
-    const handle = sendNotice(this.channel, item.notice, this.options.deliveryId(), { clock, wallClockMs, timeoutMs: settings.requestTimeoutMs, responseBytesMax: settings.responseBytesMax });
+    const { settings, clock, wallClockMs, post } = this.options;
+    const handle = sendNotice(this.channel, item.notice, this.options.deliveryId(), { clock, wallClockMs, timeoutMs: settings.requestTimeoutMs, responseBytesMax: settings.responseBytesMax, ...(post === undefined ? {} : { post }) });
     this.inFlight = handle;
     void handle.outcome.then((outcome) => {
       if (this.inFlight !== handle) return; // stopped meanwhile

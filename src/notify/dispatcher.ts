@@ -31,6 +31,7 @@ import type { Random } from '../util/random.ts';
 import { CHANNEL_PREFIX, CURSOR_KEY, channelWants, parseChannel, type ChannelRecord } from './channel.ts';
 import { ChannelQueue, zeroCounters, type DeliveryCounters } from './channel-queue.ts';
 import { noticeOf } from './payload.ts';
+import type { PostFunction } from './send.ts';
 import { validateNotifySettings, type NotifySettings } from './settings.ts';
 
 export interface NotifyDispatcherOptions {
@@ -42,6 +43,8 @@ export interface NotifyDispatcherOptions {
   readonly random: Random;
   readonly logger: Logger;
   readonly settings?: Partial<NotifySettings>;
+  /** How requests are sent (default `postJson`, real node:http; the simulator's crosses its network). */
+  readonly post?: PostFunction;
 }
 
 /** Counters for metrics: totals since the node started, and per current channel. */
@@ -322,6 +325,7 @@ export class NotifyDispatcher {
       settings: this.settings,
       counters: [counters, this.totals],
       deliveryId: () => `${this.options.port.nodeId}-${session.term}-${++this.deliverySeq}`,
+      ...(this.options.post === undefined ? {} : { post: this.options.post }),
     });
     session.channels.set(record.name, { record, queue });
   }

@@ -5,9 +5,12 @@
  */
 import type { Clock } from '../util/clock.ts';
 import type { ChannelRecord } from './channel.ts';
-import { postJson, type PostHandle } from './http-post.ts';
+import { postJson, type PostHandle, type PostOptions } from './http-post.ts';
 import { payloadFor, type Notice } from './payload.ts';
 import { DELIVERY_HEADER, EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signatureHeader } from './signing.ts';
+
+/** One bounded POST (`postJson`); the simulator passes one that crosses its simulated network. */
+export type PostFunction = (url: string, body: string, headers: Readonly<Record<string, string>>, options: PostOptions) => PostHandle;
 
 export interface SendOptions {
   readonly clock: Clock;
@@ -15,6 +18,8 @@ export interface SendOptions {
   readonly wallClockMs: () => number;
   readonly timeoutMs: number;
   readonly responseBytesMax: number;
+  /** How the request is sent (default `postJson`, real node:http). */
+  readonly post?: PostFunction;
 }
 
 /** The headers and body of an attempt (exported for tests and receivers' documentation). */
@@ -30,7 +35,8 @@ export function requestFor(channel: ChannelRecord, notice: Notice, deliveryId: s
 /** Starts one attempt; the handle's outcome never rejects. */
 export function sendNotice(channel: ChannelRecord, notice: Notice, deliveryId: string, options: SendOptions): PostHandle {
   const { body, headers } = requestFor(channel, notice, deliveryId, options.wallClockMs());
-  return postJson(channel.url, body, headers, { clock: options.clock, timeoutMs: options.timeoutMs, responseBytesMax: options.responseBytesMax });
+  const post = options.post ?? postJson;
+  return post(channel.url, body, headers, { clock: options.clock, timeoutMs: options.timeoutMs, responseBytesMax: options.responseBytesMax });
 }
 
 /** The synthetic notice `TestChannel` sends (action `notify.test`, revision 0). */
