@@ -24,7 +24,8 @@ import type { ClusterPort } from '../node/cluster-port.ts';
 import type { Clock } from '../util/clock.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
 import type { Logger } from '../util/logger.ts';
-import { RoundLoop } from '../util/round-loop.ts';
+import { LeaderSessions, errorCode, type TermSession } from '../util/leader-sessions.ts';
+import type { RoundLoop } from '../util/round-loop.ts';
 import { EVENT_PREFIX, eventKeyAt } from './event.ts';
 
 export const EVENT_COUNT_MAX_DEFAULT = 10_000;
@@ -71,30 +72,27 @@ export function keysToPrune(keys: readonly string[], options: { readonly countMa
   return keys.slice(0, Math.min(end, options.max));
 }
 
-class Session {
+/** One term of leadership: the mirror of the keys, its watch and the interval's timer. */
+class Session implements TermSession {
   readonly mirror = new SortedKeys();
   unwatch: () => void = () => {};
   loaded = false;
-  loop!: RoundLoop;
   cancelWake: () => void = () => {};
 
-  constructor(readonly term: number) {}
+  constructor(
+    readonly term: number,
+    readonly loop: RoundLoop,
+  ) {}
 
   close(): void {
     this.unwatch();
     this.cancelWake();
-    this.loop.cancel();
   }
 }
 
 function positiveInteger(field: string, value: number): number {
   if (!Number.isSafeInteger(value) || value <= 0) throw new InvalidArgumentError(field, `must be a positive integer, got ${String(value)}`);
   return value;
-}
-
-function errorCode(error: unknown): string {
-  const code = (error as { code?: unknown } | undefined)?.code;
-  return typeof code === 'string' ? code : 'INTERNAL';
 }
 
 /** Keeps the audit trail within its bounds while this node leads (see the module comment). */
@@ -108,12 +106,8 @@ export class EventPruner {
   private readonly batchMax: number;
   private readonly batchesPerRoundMax: number;
   private readonly intervalMs: number;
-  private readonly retryDelayMsMin: number;
-  private readonly retryDelayMsMax: number;
-  private session: Session | undefined;
-  private unsubscribe: (() => void) | undefined;
+  private readonly sessions: LeaderSessions<Session>;
   private deleted = 0;
-  private lastError: EventPrunerStatus['lastError'];
 
   /** Validates the settings; throws INVALID_ARGUMENT naming the bad one. */
   constructor(options: EventPrunerOptions) {
@@ -127,93 +121,58 @@ export class EventPruner {
     if (this.batchMax > 120) throw new InvalidArgumentError('batchMax', `must be at most 120 (a transaction takes 128 operations), got ${this.batchMax}`);
     this.batchesPerRoundMax = positiveInteger('batchesPerRoundMax', options.batchesPerRoundMax ?? 10);
     this.intervalMs = positiveInteger('intervalMs', options.intervalMs ?? 60_000);
-    this.retryDelayMsMin = positiveInteger('retryDelayMsMin', options.retryDelayMsMin ?? 100);
-    this.retryDelayMsMax = positiveInteger('retryDelayMsMax', options.retryDelayMsMax ?? 5000);
-    if (this.retryDelayMsMax < this.retryDelayMsMin) throw new InvalidArgumentError('retryDelayMsMax', `must be at least retryDelayMsMin (${this.retryDelayMsMin})`);
-  }
-
-  /** Follows leadership from now on; acts at once if this node already leads. Idempotent. */
-  start(): void {
-    if (this.unsubscribe !== undefined) return;
-    this.unsubscribe = this.port.onLeaderChange(() => this.guarded('leader change', () => this.followLeadership()));
-    this.followLeadership();
-  }
-
-  /** Stops acting and following leadership. Idempotent; a delete in flight may still apply. */
-  stop(): void {
-    this.unsubscribe?.();
-    this.unsubscribe = undefined;
-    this.endSession();
-  }
-
-  status(): EventPrunerStatus {
-    return { active: this.session !== undefined, term: this.session?.term, events: this.session?.mirror.size ?? 0, deleted: this.deleted, lastError: this.lastError };
-  }
-
-  /** Asks for a round now. No-op when not leading. */
-  poke(): void {
-    this.session?.loop.wake();
-  }
-
-  private guarded(what: string, fn: () => void): void {
-    try {
-      fn();
-    } catch (error) {
-      this.recordError(error);
-      this.log.error({ err: error, what }, 'event pruner callback failed');
-    }
-  }
-
-  private recordError(error: unknown): void {
-    this.lastError = { code: errorCode(error), message: error instanceof Error ? error.message : String(error), atMs: this.wallClockMs() };
-  }
-
-  private leads(session: Session): boolean {
-    return this.session === session && this.port.isLeader() && this.port.term() === session.term;
-  }
-
-  private followLeadership(): void {
-    if (this.unsubscribe === undefined) return;
-    const leading = this.port.isLeader();
-    const term = this.port.term();
-    if (this.session !== undefined && (!leading || this.session.term !== term)) this.endSession();
-    if (!leading || this.session !== undefined) return;
-    const session = new Session(term);
-    session.loop = new RoundLoop({
+    const retryDelayMsMin = positiveInteger('retryDelayMsMin', options.retryDelayMsMin ?? 100);
+    const retryDelayMsMax = positiveInteger('retryDelayMsMax', options.retryDelayMsMax ?? 5000);
+    if (retryDelayMsMax < retryDelayMsMin) throw new InvalidArgumentError('retryDelayMsMax', `must be at least retryDelayMsMin (${retryDelayMsMin})`);
+    this.sessions = new LeaderSessions({
+      leadership: this.port,
       clock: this.clock,
-      retryDelayMsMin: this.retryDelayMsMin,
-      retryDelayMsMax: this.retryDelayMsMax,
-      round: () => this.round(session),
-      live: () => this.session === session,
-      onFailure: (error, failures, retryInMs) => {
-        this.recordError(error);
+      logger: this.log,
+      label: 'event pruner',
+      errorAtMs: () => this.wallClockMs(),
+      retryDelayMsMin,
+      retryDelayMsMax,
+      create: (term, loop) => new Session(term, loop),
+      round: (session) => this.round(session),
+      onFailure: (session, error, failures, retryInMs) => {
         session.loaded = false;
         this.log.warn({ err: error, code: errorCode(error), failures, retryInMs }, 'event pruning failed; retrying');
       },
     });
-    this.session = session;
-    session.loop.wake();
   }
 
-  private endSession(): void {
-    const session = this.session;
-    if (session === undefined) return;
-    this.session = undefined;
-    session.close();
+  /** Follows leadership from now on; acts at once if this node already leads. Idempotent. */
+  start(): void {
+    this.sessions.start();
+  }
+
+  /** Stops acting and following leadership. Idempotent; a delete in flight may still apply. */
+  stop(): void {
+    this.sessions.stop();
+  }
+
+  status(): EventPrunerStatus {
+    const session = this.sessions.current;
+    return { active: session !== undefined, term: session?.term, events: session?.mirror.size ?? 0, deleted: this.deleted, lastError: this.sessions.lastError };
+  }
+
+  /** Asks for a round now. No-op when not leading. */
+  poke(): void {
+    this.sessions.wake();
   }
 
   private async load(session: Session): Promise<void> {
     session.unwatch();
     session.mirror.reset([]);
     const { kvs, revision } = await this.port.range(EVENT_PREFIX);
-    if (this.session !== session) return;
+    if (this.sessions.current !== session) return;
     session.mirror.reset(kvs.map((kv) => kv.key));
-    session.unwatch = this.port.watch(EVENT_PREFIX, revision + 1, (events) => this.guarded('watch', () => this.onEvents(session, events)));
+    session.unwatch = this.port.watch(EVENT_PREFIX, revision + 1, (events) => this.sessions.guarded('watch', () => this.onEvents(session, events)));
     session.loaded = true;
   }
 
   private onEvents(session: Session, events: readonly WatchEvent[]): void {
-    if (this.session !== session) return;
+    if (this.sessions.current !== session) return;
     for (const event of events) {
       if (event.type === 'put') session.mirror.add(event.kv.key);
       else session.mirror.delete(event.kv.key);
@@ -226,8 +185,8 @@ export class EventPruner {
   private async round(session: Session): Promise<void> {
     if (!session.loaded) await this.load(session);
     for (let batch = 0; batch < this.batchesPerRoundMax; batch++) {
-      if (!this.leads(session)) {
-        if (this.session === session) this.followLeadership();
+      if (!this.sessions.leads(session)) {
+        if (this.sessions.current === session) this.sessions.followLeadership();
         return;
       }
       const keys = keysToPrune(session.mirror.all(), { countMax: this.countMax, ageMsMax: this.ageMsMax, nowMs: this.wallClockMs(), max: this.batchMax });
@@ -249,7 +208,7 @@ export class EventPruner {
   private schedule(session: Session): void {
     session.cancelWake();
     session.cancelWake = this.clock.schedule(this.intervalMs, () => {
-      if (this.session === session) this.guarded('wake-up', () => session.loop.wake());
+      if (this.sessions.current === session) this.sessions.guarded('wake-up', () => session.loop.wake());
     });
   }
 }
