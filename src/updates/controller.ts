@@ -27,14 +27,15 @@
  * logged, recorded in `status()` and retried after a bounded, doubling back-off with a full
  * reload of the mirror. The controller never throws into the port's listeners.
  */
-import type { KeyValue, WatchEvent } from '../kv/index.ts';
+import { parseInstanceRecord } from '../invoker/records.ts';
+import type { Compare, KeyValue, WatchEvent } from '../kv/index.ts';
 import type { ClusterPort } from '../node/cluster-port.ts';
-import { ASSIGNMENT_PREFIX, BLUEPRINT_PREFIX, INSTANCE_PREFIX, VERSION_ROUTING_PREFIX, versionRoutingKey } from '../slices/keys.ts';
+import { ASSIGNMENT_PREFIX, BLUEPRINT_PREFIX, INSTANCE_PREFIX, VERSION_ROUTING_PREFIX, parseInstanceKey, versionRoutingKey } from '../slices/keys.ts';
 import type { Clock } from '../util/clock.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
 import type { Logger } from '../util/logger.ts';
 import { RoundLoop } from '../util/round-loop.ts';
-import { commitTxn, nextStep, type Commit, type ValidationOutcome } from './decide.ts';
+import { askedInstances, commitTxn, nextStep, type Commit, type ValidationOutcome } from './decide.ts';
 import { healthFact, updateFacts, type HealthSource } from './facts.ts';
 import { UPDATE_PREFIX, isTerminal, parseUpdateRecord, updateKey, type UpdateRecord } from './record.ts';
 import { ACTIVE_UPDATE_PREFIX, RELEASE_PREFIX, activeUpdateKey, finishes, nextRevision, terminalTxnParts } from './release.ts';
@@ -93,6 +94,13 @@ export interface UpdateControllerStatus {
 }
 
 const MIRRORED_PREFIXES = [UPDATE_PREFIX, INSTANCE_PREFIX, BLUEPRINT_PREFIX, VERSION_ROUTING_PREFIX, ASSIGNMENT_PREFIX, ACTIVE_UPDATE_PREFIX, RELEASE_PREFIX] as const;
+/**
+ * Most instance compares one step adds (`activeGuards`): with the record's own compare, its put,
+ * its writes and audit events, a step stays well inside a transaction's 128 compares and
+ * operations (DEFAULT_KV_LIMITS.txnOperationsMax). Past this many asked instances, the first
+ * ACTIVE_GUARDS_MAX ACTIVE ones are guarded.
+ */
+const ACTIVE_GUARDS_MAX = 64;
 // Changes there never make a step possible by themselves.
 const QUIET_PREFIXES: ReadonlySet<string> = new Set([ASSIGNMENT_PREFIX, RELEASE_PREFIX]);
 
@@ -349,7 +357,7 @@ export class UpdateController {
   /** Commits one step as one transaction; a step that finishes the update writes its release too. */
   private async commit(session: Session, modRevision: number, record: UpdateRecord, step: Commit): Promise<CommitOutcome> {
     const txn = commitTxn(step, modRevision);
-    const compare = [...txn.compare];
+    const compare = [...txn.compare, ...this.activeGuards(session, record, step)];
     const success = [...txn.success];
     if (finishes(record.state, step.record.state)) {
       const revision = nextRevision(record.base, session.map(RELEASE_PREFIX).values());
@@ -376,6 +384,30 @@ export class UpdateController {
       this.log.warn({ err: error }, 'onCommit listener failed');
     }
     return 'committed';
+  }
+
+  /**
+   * Entering DEPLOYED or ROUTING needs the asked new instances ACTIVE (decide.ts), a fact read from
+   * the mirror, which can change between the read and the commit (a node that restarts reports its
+   * instances STARTING again). So the step also compares the modRevision of the ACTIVE new
+   * instances it counted (the asked number, at most ACTIVE_GUARDS_MAX): if one has changed, the
+   * compare fails and the step is computed again from the mirror, which then holds the change.
+   * Found by cluster-sim/updates (seed 15): ROUTING entered right after the only new instance
+   * went back to STARTING.
+   */
+  private activeGuards(session: Session, record: UpdateRecord, step: Commit): Compare[] {
+    const entering = step.record.state !== record.state && (step.record.state === 'DEPLOYED' || step.record.state === 'ROUTING');
+    if (!entering) return [];
+    const wanted = Math.min(askedInstances(record), ACTIVE_GUARDS_MAX);
+    const guards: Compare[] = [];
+    for (const kv of session.map(INSTANCE_PREFIX).values()) {
+      if (guards.length >= wanted) break;
+      const parts = parseInstanceKey(kv.key);
+      if (parts === undefined || parts.base !== record.base || parts.version.text !== record.newVersion) continue;
+      const parsed = parseInstanceRecord(kv.value, parts.nodeId);
+      if (parsed.ok && parsed.value.state === 'ACTIVE') guards.push({ key: kv.key, target: 'modRevision', op: '=', value: kv.modRevision });
+    }
+    return guards;
   }
 
   /** Sleeps until `wakeAt` (wall clock), at most `recheckIntervalMs`. */

@@ -3,13 +3,14 @@ import { NodeView, UpdateHistory, isOnceStep, pairProblems, recordProblems } fro
 import { drawUpdatesOptions, formatUpdatesOptions } from '../../cluster-sim/updates/options.ts';
 import { runUpdatesSimulation, type UpdatesResult } from '../../cluster-sim/updates/simulation.ts';
 import type { KeyValue, WatchEvent } from '../../src/kv/index.ts';
-import { artifactBase, blueprintKey, versionRoutingKey } from '../../src/slices/keys.ts';
+import { INSTANCE_PREFIX, artifactBase, blueprintKey, versionRoutingKey } from '../../src/slices/keys.ts';
 import { createUpdateRecord, formatUpdateRecord, updateKey, type UpdateRecord } from '../../src/updates/record.ts';
 import { nextStep, routingValue } from '../../src/updates/decide.ts';
 import { parseRoutingRecord } from '../../src/invoker/records.ts';
 import { parseStartRequest } from '../../src/updates/request.ts';
 import { pause, transition } from '../../src/updates/transitions.ts';
 import { HEALTHY as HEALTHY_WINDOW, recordIn } from '../updates/fixtures.ts';
+import { BASE as HARNESS_BASE, UpdateHarness, health as harnessHealth } from '../updates/harness.ts';
 
 // The rolling-updates scenario: on every simulated node the UpdateController (leader-only), the
 // InstanceManager, placement, the routing-table feed and the real invoker carrying traffic, with
@@ -127,4 +128,36 @@ test('a paused COMPLETING update past its cleanup deadline waits for a later tim
   const action = nextStep(record, facts, nowMs);
   t.is(action.kind, 'wait', JSON.stringify(action).slice(0, 300));
   if (action.kind === 'wait') t.true(action.wakeAt === null || action.wakeAt > nowMs, `woke at ${String(action.wakeAt)}, now ${nowMs}`);
+});
+
+// Found by the campaign (seed 15 before the fix): the controller read the new instance ACTIVE in
+// its mirror, the instance's node restarted and reported it STARTING, and then DEPLOYED -> ROUTING
+// committed, since the step compared only the record's revision. It now compares the counted
+// ACTIVE instances too: the step fails its compare, is computed again, and waits.
+test('DEPLOYED -> ROUTING is not committed when a counted new instance left ACTIVE after the facts were read', async (t) => {
+  const h = new UpdateHarness({ oldInstances: 2, startDelayMs: 100 });
+  h.healthByVersion.set('2.0.0', harnessHealth('2.0.0', 1000, 0, 50));
+  const { record } = await h.ops.start({ artifactBase: HARNESS_BASE, version: '2.0.0', strategy: 'CANARY', instances: 2, batchDelaySeconds: 30, monitoringSeconds: 60, deployTimeoutSeconds: 120 });
+  const id = record.id;
+  const txn = h.port.txn.bind(h.port);
+  let restarted: string | undefined;
+  h.port.txn = (compare, success, failure) => {
+    const put = success.find((op) => op.type === 'put' && op.key === updateKey(id));
+    const entersRouting = put !== undefined && put.type === 'put' && (JSON.parse(put.value) as UpdateRecord).state === 'ROUTING' && h.record(id).state === 'DEPLOYED';
+    if (entersRouting && restarted === undefined) {
+      // The node of a counted instance restarts it between the controller's read and its commit.
+      restarted = h.port.kv.range(INSTANCE_PREFIX, 0).kvs.find((kv) => kv.key.includes(':2.0.0/'))?.key;
+      if (restarted !== undefined) h.put(restarted, JSON.stringify({ state: 'STARTING', nodeId: 1, address: '127.0.0.1:7001' }));
+    }
+    return txn(compare, success, failure);
+  };
+  const deployed = await h.until(id, (r) => r.state === 'DEPLOYED' || r.state === 'ROUTING', 600_000);
+  t.is(deployed.state, 'DEPLOYED');
+  await h.advance(2000);
+  t.not(restarted, undefined, 'the instance was restarted at the DEPLOYED -> ROUTING commit');
+  t.is(h.record(id).state, 'DEPLOYED', 'ROUTING waits for the instance');
+  t.true(h.controller.status().conflicts > 0, 'the step lost its compare');
+  h.put(restarted!, JSON.stringify({ state: 'ACTIVE', nodeId: 1, address: '127.0.0.1:7001' }));
+  const routing = await h.until(id, (r) => r.state === 'ROUTING', 600_000);
+  t.is(routing.log.filter((e) => e.step === 'DEPLOYED -> ROUTING').length, 1);
 });
