@@ -29,6 +29,8 @@ import type { UpdatesRunOptions } from './options.ts';
 const ACTOR = { kind: 'user', name: 'sim-operator' } as const;
 /** An operation unanswered this long is abandoned (a crashed node never answers). */
 const ABANDON_MS = 7000;
+/** How long the final MANUAL update stays at each ratio (as the final updates' monitoring window). */
+const FINAL_MANUAL_HOLD_MS = 5000;
 
 export interface OperatorStats {
   started: number;
@@ -325,6 +327,9 @@ export class UpdatesOperator {
     if (record.strategy.kind === 'MANUAL') {
       const r = record.routing;
       if (r === null) return;
+      // The clean final update holds each ratio (MANUAL has no monitoring window), so that a bad
+      // version gets traffic long enough to be judged before the operator completes it.
+      if (this.mode === 'final' && this.wallClockMs() - record.updatedAt < FINAL_MANUAL_HOLD_MS) return;
       const ladder = [
         { newWeight: 1, oldWeight: 3 },
         { newWeight: 1, oldWeight: 1 },
