@@ -33,6 +33,8 @@ export interface SessionOptions {
   readonly cacheDirectory: string | undefined;
   /** Called with a line per connection decision (--debug). */
   readonly trace?: (line: string) => void;
+  /** Who runs the command: sent as `x-cutover-actor` on every call (the audit trail's actor). */
+  readonly actor?: string;
 }
 
 /** Options of one call. */
@@ -41,6 +43,8 @@ export interface CallOptions {
   readonly idempotent: boolean;
 }
 
+/** The metadata key the nodes read the operator from (src/api/request-actor.ts). */
+const ACTOR_METADATA = 'x-cutover-actor';
 const BACKOFF_INITIAL_MS = 100;
 const BACKOFF_MAX_MS = 1000;
 /**
@@ -164,7 +168,7 @@ export class Session {
   async clientStream(reference: string, messages: readonly MessageObject[], options: CallOptions): Promise<MessageObject> {
     return this.withFailover(reference, options, (client, method, endpoint, deadline) =>
       new Promise((resolve, reject) => {
-        const stream = client.makeClientStreamRequest(method.path, (m: MessageObject) => encodeMessage(method.request, m), (b: Buffer) => decodeMessage(method.response, b), new grpc.Metadata(), { deadline }, (error, response) =>
+        const stream = client.makeClientStreamRequest(method.path, (m: MessageObject) => encodeMessage(method.request, m), (b: Buffer) => decodeMessage(method.response, b), this.metadata(), { deadline }, (error, response) =>
           error !== null || response === undefined ? reject(error ?? new CutoverError('RPC_FAILED', `${endpoint}: empty reply`)) : resolve(response),
         );
         for (const message of messages) stream.write(message);
@@ -185,7 +189,7 @@ export class Session {
       options,
       (client, method, _endpoint, _deadline, progress) =>
         new Promise<void>((resolve, reject) => {
-          const stream = client.makeServerStreamRequest(method.path, (m: MessageObject) => encodeMessage(method.request, m), (b: Buffer) => decodeMessage(method.response, b), request(), new grpc.Metadata(), {});
+          const stream = client.makeServerStreamRequest(method.path, (m: MessageObject) => encodeMessage(method.request, m), (b: Buffer) => decodeMessage(method.response, b), request(), this.metadata(), {});
           let stopped = false;
           stream.on('data', (message: MessageObject) => {
             progress();
@@ -205,7 +209,7 @@ export class Session {
   async bidiStream(reference: string, messages: readonly MessageObject[], onMessage: (message: MessageObject) => void, options: CallOptions): Promise<void> {
     return this.withFailover(reference, options, (client, method, _endpoint, deadline) =>
       new Promise<void>((resolve, reject) => {
-        const stream = client.makeBidiStreamRequest(method.path, (m: MessageObject) => encodeMessage(method.request, m), (b: Buffer) => decodeMessage(method.response, b), new grpc.Metadata(), { deadline });
+        const stream = client.makeBidiStreamRequest(method.path, (m: MessageObject) => encodeMessage(method.request, m), (b: Buffer) => decodeMessage(method.response, b), this.metadata(), { deadline });
         stream.on('data', (message: MessageObject) => onMessage(message));
         stream.on('error', reject);
         stream.on('end', () => resolve());
@@ -305,7 +309,7 @@ export class Session {
 
   private unaryOn(client: grpc.Client, method: MethodSchema, endpoint: string, request: MessageObject, deadline: number): Promise<MessageObject> {
     return new Promise((resolve, reject) => {
-      client.makeUnaryRequest(method.path, (m: MessageObject) => encodeMessage(method.request, m), (b: Buffer) => decodeMessage(method.response, b), request, new grpc.Metadata(), { deadline }, (error, response) =>
+      client.makeUnaryRequest(method.path, (m: MessageObject) => encodeMessage(method.request, m), (b: Buffer) => decodeMessage(method.response, b), request, this.metadata(), { deadline }, (error, response) =>
         error !== null || response === undefined ? reject(error ?? new CutoverError('RPC_FAILED', `${endpoint}: empty reply`)) : resolve(response),
       );
     });
@@ -344,6 +348,15 @@ export class Session {
       add(await reflection.files(missing.map((name) => ({ file_by_filename: name })), deadline));
     }
     return { schema: await ApiSchema.fromFileDescriptors([...files.values()], services), fileHashes: [...files.keys()] };
+  }
+
+  /** The metadata of every call: the actor, when known. */
+  private metadata(): grpc.Metadata {
+    const metadata = new grpc.Metadata();
+    // Metadata values are printable ASCII; an exotic user name is left out (the node says anonymous).
+    const actor = this.options.actor;
+    if (actor !== undefined && /^[\x20-\x7e]{1,128}$/.test(actor)) metadata.set(ACTOR_METADATA, actor);
+    return metadata;
   }
 
   private client(endpoint: string): grpc.Client {

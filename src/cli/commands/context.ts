@@ -2,6 +2,7 @@
  * What every operator command gets: the global flags parsed and checked, a lazily opened Session
  * and the Output. `runAction` wraps a command body so that its channels close when it ends.
  */
+import os from 'node:os';
 import type { Command } from 'commander';
 import { UsageError } from '../cli-errors.ts';
 import { cacheDirectory } from '../client/descriptor-cache.ts';
@@ -59,6 +60,17 @@ export function parseCount(name: string, text: string, { min = 1 }: { min?: numb
   return value;
 }
 
+/** The OS user, the default actor of every command. */
+export function osUser(): string {
+  try {
+    const name = os.userInfo().username;
+    if (name !== '') return name;
+  } catch {
+    /* no passwd entry (some containers) */
+  }
+  return process.env.USER ?? process.env.USERNAME ?? 'anonymous';
+}
+
 /** `group:artifact`, checked for shape only (the cluster checks the rest). */
 export function parseArtifact(text: string): string {
   if (!/^[^:\s]+:[^:\s]+$/.test(text)) throw new UsageError(`"${text}" is not groupId:artifactId`, 'for example `org.example:greeter`');
@@ -87,7 +99,7 @@ function contextOf(command: Command, open: (session: Session) => void): CommandC
     debug,
     session() {
       if (session === undefined) {
-        session = new Session({ endpoints, timeoutMs, cacheDirectory: cacheDirectory(process.env), ...(debug ? { trace: (line: string) => process.stderr.write(`cutover: ${line}\n`) } : {}) });
+        session = new Session({ endpoints, timeoutMs, cacheDirectory: cacheDirectory(process.env), actor: osUser(), ...(debug ? { trace: (line: string) => process.stderr.write(`cutover: ${line}\n`) } : {}) });
         open(session);
       }
       return session;

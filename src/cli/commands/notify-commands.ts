@@ -12,7 +12,7 @@ import type { MessageObject } from '../client/schema.ts';
 import { timeWithAge } from '../output/formats.ts';
 import { emit, keyValues, table, type Column, type Output } from '../output/output.ts';
 import { parseArtifact, runAction, type CommandContext } from './context.ts';
-import { osUser } from './update-commands.ts';
+import { osUser } from './context.ts';
 
 const NOTIFICATIONS = 'cutover.v1.Notifications';
 const TYPES = ['webhook', 'slack', 'discord'] as const;

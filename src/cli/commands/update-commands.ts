@@ -11,7 +11,6 @@
  * routing X -r 1:0` first". Exit code 1.
  */
 import { readFileSync } from 'node:fs';
-import os from 'node:os';
 import { Option, type Command } from 'commander';
 import { monotonicClock } from '../../platform/clock.ts';
 import { sleep } from '../../platform/wait.ts';
@@ -37,7 +36,7 @@ import {
   type StatisticsView,
   type UpdateView,
 } from '../output/update-view.ts';
-import { parseArtifact, parseCount, parseDuration, parseEndpoints, parseJsonArgument, runAction, type CommandContext, type GlobalFlags } from './context.ts';
+import { osUser, parseArtifact, parseCount, parseDuration, parseEndpoints, parseJsonArgument, runAction, type CommandContext, type GlobalFlags } from './context.ts';
 
 const UPDATES = 'cutover.v1.RollingUpdates';
 /** Transitions shown by `update status`. */
@@ -45,16 +44,6 @@ const STATUS_TRANSITIONS = 6;
 /** How often `update start --wait` looks. */
 const WAIT_POLL_MS = 250;
 
-/** The OS user, the default actor of every command. */
-export function osUser(): string {
-  try {
-    const name = os.userInfo().username;
-    if (name !== '') return name;
-  } catch {
-    /* no passwd entry (some containers) */
-  }
-  return process.env.USER ?? process.env.USERNAME ?? 'anonymous';
-}
 
 /** A non-negative number (fraction, percent or seconds) typed on the command line. */
 function parseNumber(flag: string, text: string, { min, max, integer }: { min: number; max: number; integer: boolean }): number {
@@ -295,7 +284,7 @@ class WatchSessions {
   current(): Session {
     if (this.session !== undefined && this.session.remainingMs() > this.timeoutMs / 2) return this.session;
     this.session?.close();
-    this.session = new Session({ endpoints: this.endpoints, timeoutMs: this.timeoutMs, cacheDirectory: cacheDirectory(process.env), ...(this.debug ? { trace: (line: string) => process.stderr.write(`cutover: ${line}\n`) } : {}) });
+    this.session = new Session({ endpoints: this.endpoints, timeoutMs: this.timeoutMs, cacheDirectory: cacheDirectory(process.env), actor: osUser(), ...(this.debug ? { trace: (line: string) => process.stderr.write(`cutover: ${line}\n`) } : {}) });
     return this.session;
   }
 
