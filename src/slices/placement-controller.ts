@@ -26,7 +26,8 @@ import type { ClusterPort } from '../node/cluster-port.ts';
 import type { Clock } from '../util/clock.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
 import type { Logger } from '../util/logger.ts';
-import { RoundLoop } from '../util/round-loop.ts';
+import { LeaderSessions, errorCode, type TermSession } from '../util/leader-sessions.ts';
+import type { RoundLoop } from '../util/round-loop.ts';
 import { ASSIGNMENT_PREFIX, BLUEPRINT_PREFIX, INSTANCE_PREFIX } from './keys.ts';
 import { isEmptyPlan, planPlacement, type PlacementPlan, type UnplacedCount } from './placement.ts';
 
@@ -85,18 +86,19 @@ const MIRRORED_PREFIXES = [BLUEPRINT_PREFIX, ASSIGNMENT_PREFIX, INSTANCE_PREFIX,
 const QUIET_PREFIXES: ReadonlySet<string> = new Set([INSTANCE_PREFIX]);
 
 /** One term of leadership: the mirror, the watches and the planning loop's state. */
-class Session {
+class Session implements TermSession {
   readonly mirror = new Map<string, Map<string, KeyValue>>();
   unwatch: (() => void)[] = [];
   loaded = false;
   claimed = false;
   /** A newer leader's claim was seen: never act in this term. */
   superseded = false;
-  /** Set by the controller right after construction. */
-  loop!: RoundLoop;
   cancelRecheck: () => void = () => {};
 
-  constructor(readonly term: number) {}
+  constructor(
+    readonly term: number,
+    readonly loop: RoundLoop,
+  ) {}
 
   entries(prefix: string): KeyValue[] {
     return [...(this.mirror.get(prefix)?.values() ?? [])];
@@ -106,18 +108,12 @@ class Session {
     for (const unwatch of this.unwatch) unwatch();
     this.unwatch = [];
     this.cancelRecheck();
-    this.loop.cancel();
   }
 }
 
 function requirePositive(field: string, value: number, integer: boolean): number {
   if (!(value > 0) || !Number.isFinite(value) || (integer && !Number.isSafeInteger(value))) throw new InvalidArgumentError(field, `must be a positive ${integer ? 'integer' : 'number'}, got ${String(value)}`);
   return value;
-}
-
-function errorCode(error: unknown): string {
-  const code = (error as { code?: unknown } | undefined)?.code;
-  return typeof code === 'string' ? code : 'INTERNAL';
 }
 
 function parseGuard(kv: KeyValue | undefined): GuardRecord | undefined {
@@ -138,14 +134,10 @@ export class PlacementController {
   private readonly nodeDownAfterMs: number;
   private readonly nodeInstancesMax: number;
   private readonly recheckIntervalMs: number;
-  private readonly retryDelayMsMin: number;
-  private readonly retryDelayMsMax: number;
   private readonly txnOperationsMax: number;
-  private session: Session | undefined;
-  private unsubscribe: (() => void) | undefined;
+  private readonly sessions: LeaderSessions<Session>;
   private lastPlan: PlacementPlan | undefined;
   private stats = { plansCommitted: 0, conflicts: 0, lastPlanRevision: undefined as number | undefined, lastCommitRevision: undefined as number | undefined };
-  private lastError: PlacementStatus['lastError'];
 
   /** Validates the settings; throws INVALID_ARGUMENT naming the bad one. */
   constructor(options: PlacementControllerOptions) {
@@ -155,93 +147,62 @@ export class PlacementController {
     this.nodeDownAfterMs = requirePositive('nodeDownAfterMs', options.nodeDownAfterMs ?? 15_000, false);
     this.nodeInstancesMax = requirePositive('nodeInstancesMax', options.nodeInstancesMax ?? 64, true);
     this.recheckIntervalMs = requirePositive('recheckIntervalMs', options.recheckIntervalMs ?? 1000, false);
-    this.retryDelayMsMin = requirePositive('retryDelayMsMin', options.retryDelayMsMin ?? 100, false);
-    this.retryDelayMsMax = requirePositive('retryDelayMsMax', options.retryDelayMsMax ?? 5000, false);
-    if (this.retryDelayMsMax < this.retryDelayMsMin) throw new InvalidArgumentError('retryDelayMsMax', `must be at least retryDelayMsMin (${this.retryDelayMsMin})`);
+    const retryDelayMsMin = requirePositive('retryDelayMsMin', options.retryDelayMsMin ?? 100, false);
+    const retryDelayMsMax = requirePositive('retryDelayMsMax', options.retryDelayMsMax ?? 5000, false);
+    if (retryDelayMsMax < retryDelayMsMin) throw new InvalidArgumentError('retryDelayMsMax', `must be at least retryDelayMsMin (${retryDelayMsMin})`);
     // A plan needs room for the guard's compare and put, one blueprint compare and one change.
     this.txnOperationsMax = requirePositive('txnOperationsMax', options.txnOperationsMax ?? DEFAULT_KV_LIMITS.txnOperationsMax, true);
     if (this.txnOperationsMax < 4) throw new InvalidArgumentError('txnOperationsMax', 'must be at least 4');
-  }
-
-  /** Follows leadership from now on; acts at once if this node already leads. Idempotent. */
-  start(): void {
-    if (this.unsubscribe !== undefined) return;
-    this.unsubscribe = this.port.onLeaderChange(() => this.guarded('leader change', () => this.followLeadership()));
-    this.followLeadership();
-  }
-
-  /** Stops acting and following leadership. Idempotent; a write in flight may still apply. */
-  stop(): void {
-    this.unsubscribe?.();
-    this.unsubscribe = undefined;
-    this.endSession();
-  }
-
-  status(): PlacementStatus {
-    return {
-      active: this.session !== undefined && !this.session.superseded,
-      term: this.session?.term,
-      unplaced: this.lastPlan?.unplaced ?? [],
-      invalid: this.lastPlan?.invalid.length ?? 0,
-      ...this.stats,
-      lastError: this.lastError,
-    };
-  }
-
-  /** Runs a callback from the port, logging instead of throwing into it. */
-  private guarded(what: string, fn: () => void): void {
-    try {
-      fn();
-    } catch (error) {
-      this.recordError(error);
-      this.log.error({ err: error, what }, 'placement callback failed');
-    }
-  }
-
-  /** Starts a session when this node leads in a term it has none for; ends it when it does not lead. */
-  private followLeadership(): void {
-    if (this.unsubscribe === undefined) return;
-    const leading = this.port.isLeader();
-    const term = this.port.term();
-    if (this.session !== undefined && (!leading || this.session.term !== term)) this.endSession();
-    if (!leading || this.session !== undefined) return;
-    const session = new Session(term);
-    session.loop = new RoundLoop({
+    this.sessions = new LeaderSessions({
+      leadership: this.port,
       clock: this.clock,
-      retryDelayMsMin: this.retryDelayMsMin,
-      retryDelayMsMax: this.retryDelayMsMax,
-      round: () => this.round(session),
-      live: () => this.session === session,
-      onFailure: (error, failures, retryInMs) => {
-        this.recordError(error);
+      logger: this.log,
+      label: 'placement',
+      errorAtMs: () => this.clock.nowMs(),
+      retryDelayMsMin,
+      retryDelayMsMax,
+      create: (term, loop) => new Session(term, loop),
+      round: (session) => this.round(session),
+      onStart: (session) => {
+        this.log.info({ term: session.term }, 'leading: placing instances');
+        this.scheduleRecheck(session);
+      },
+      onEnd: (session) => this.log.info({ term: session.term }, 'placement stopped'),
+      onFailure: (session, error, failures, retryInMs) => {
         session.loaded = false;
         this.log.warn({ err: error, code: errorCode(error), failures, retryInMs }, 'placement round failed; retrying');
       },
     });
-    this.session = session;
-    this.log.info({ term }, 'leading: placing instances');
-    this.scheduleRecheck(session);
-    session.loop.wake();
   }
 
-  private endSession(): void {
-    const session = this.session;
-    if (session === undefined) return;
-    this.session = undefined;
-    session.close();
-    this.log.info({ term: session.term }, 'placement stopped');
+  /** Follows leadership from now on; acts at once if this node already leads. Idempotent. */
+  start(): void {
+    this.sessions.start();
+  }
+
+  /** Stops acting and following leadership. Idempotent; a write in flight may still apply. */
+  stop(): void {
+    this.sessions.stop();
+  }
+
+  status(): PlacementStatus {
+    const session = this.sessions.current;
+    return {
+      active: session !== undefined && !session.superseded,
+      term: session?.term,
+      unplaced: this.lastPlan?.unplaced ?? [],
+      invalid: this.lastPlan?.invalid.length ?? 0,
+      ...this.stats,
+      lastError: this.sessions.lastError,
+    };
   }
 
   private scheduleRecheck(session: Session): void {
     session.cancelRecheck = this.clock.schedule(this.recheckIntervalMs, () => {
-      if (this.session !== session) return;
+      if (this.sessions.current !== session) return;
       this.scheduleRecheck(session);
-      this.guarded('recheck', () => session.loop.wake());
+      this.sessions.guarded('recheck', () => session.loop.wake());
     });
-  }
-
-  private recordError(error: unknown): void {
-    this.lastError = { code: errorCode(error), message: error instanceof Error ? error.message : String(error), atMs: this.clock.nowMs() };
   }
 
   /** One round: check leadership, load if needed, plan, and commit a plan that changes something. */
@@ -249,9 +210,9 @@ export class PlacementController {
     if (!session.loaded) await this.load(session);
     // Checked after the load's awaits, and right before planning: from here to the proposal
     // nothing awaits, so the plan is proposed by the leader that made it (the guard covers the rest).
-    if (this.session !== session || session.superseded) return;
-    if (!this.port.isLeader() || this.port.term() !== session.term) {
-      this.followLeadership();
+    if (this.sessions.current !== session || session.superseded) return;
+    if (!this.sessions.leads(session)) {
+      this.sessions.followLeadership();
       return;
     }
     const guard = session.mirror.get(PLACEMENT_GUARD_KEY)?.get(PLACEMENT_GUARD_KEY);
@@ -298,7 +259,7 @@ export class PlacementController {
       ...plan.put.map((p): Operation => ({ type: 'put', key: p.key, value: p.value })),
     ];
     const result = await this.port.txn(compare, success);
-    if (this.session !== session) return;
+    if (this.sessions.current !== session) return;
     if (!result.succeeded) {
       this.stats.conflicts++;
       this.log.info({ revision }, 'placement plan lost a compare (a concurrent change); reloading and planning again');
@@ -319,15 +280,15 @@ export class PlacementController {
     session.mirror.clear();
     for (const prefix of MIRRORED_PREFIXES) {
       const { kvs, revision } = await this.port.range(prefix);
-      if (this.session !== session) return;
+      if (this.sessions.current !== session) return;
       session.mirror.set(prefix, new Map(kvs.map((kv) => [kv.key, kv])));
-      session.unwatch.push(this.port.watch(prefix, revision + 1, (events) => this.guarded('watch', () => this.onEvents(session, prefix, events))));
+      session.unwatch.push(this.port.watch(prefix, revision + 1, (events) => this.sessions.guarded('watch', () => this.onEvents(session, prefix, events))));
     }
     session.loaded = true;
   }
 
   private onEvents(session: Session, prefix: string, events: readonly WatchEvent[]): void {
-    if (this.session !== session) return;
+    if (this.sessions.current !== session) return;
     const map = session.mirror.get(prefix);
     if (map === undefined) return;
     for (const event of events) {
