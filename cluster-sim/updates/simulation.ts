@@ -670,7 +670,9 @@ class UpdatesSimulation {
     // every live member. A node removed from the cluster (a membership fault never undone) applies
     // no more entries, so its table is as old as its removal: it is no longer a node of this
     // cluster, and its calls say nothing about the update.
-    await this.runUntil(this.queue.nowMs + TRAFFIC_CHECK_MS, () => this.failed);
+    // A slow version (an earlier bad one can be the version kept) answers after badLatencyMs: the
+    // window leaves it time, so the calls started in it are answered before they are counted.
+    await this.runUntil(this.queue.nowMs + TRAFFIC_CHECK_MS + this.options.updates.badLatencyMs, () => this.failed);
     if (this.failed) return;
     const members = this.leader()?.node.status().confState;
     if (members === undefined) return this.report('update-liveness', 'no leader when the final traffic was checked');
