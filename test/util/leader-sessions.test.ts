@@ -82,6 +82,17 @@ function harness(options: { leader?: boolean; retryDelayMsMin?: number; retryDel
   return { port, clock, sessions, log, errors, gates, throws };
 }
 
+/** Starts `h` and lets its first round begin; the round waits on the returned gate. */
+async function startInRound(h: Harness): Promise<{ session: Session; pending: Gate }> {
+  const pending = gate();
+  h.gates.push(pending);
+  h.sessions.start();
+  await flush();
+  const session = h.sessions.current;
+  if (session === undefined) throw new Error('no session after start()');
+  return { session, pending };
+}
+
 test('start while leading: one session for the term, its first round on a later microtask; idempotent', async (t) => {
   const h = harness();
   h.sessions.start();
@@ -137,11 +148,7 @@ test('a new term ends the old session and starts a new one; the old loop never r
 
 test('losing leadership mid-round ends the session at once; the round finishes but no other follows', async (t) => {
   const h = harness();
-  const pending = gate();
-  h.gates.push(pending);
-  h.sessions.start();
-  await flush();
-  const session = h.sessions.current!;
+  const { session, pending } = await startInRound(h);
   t.deepEqual(h.log, ['start 1', 'round 1']);
   session.loop.again();
   h.port.setLeader(false);
@@ -165,11 +172,7 @@ test('losing leadership mid-round ends the session at once; the round finishes b
 
 test('stop during a round: the session ends, later leader changes are ignored, a failure is not recorded', async (t) => {
   const h = harness();
-  const pending = gate();
-  h.gates.push(pending);
-  h.sessions.start();
-  await flush();
-  const session = h.sessions.current!;
+  const { session, pending } = await startInRound(h);
   h.sessions.stop();
   t.is(h.sessions.current, undefined);
   t.is(session.closed, 1);
