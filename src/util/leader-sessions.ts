@@ -39,6 +39,7 @@ export interface RecordedError {
   readonly atMs: number;
 }
 
+/** What a reconciler gives `LeaderSessions`: where leadership comes from, its loop's back-off, and its session's parts. */
 export interface LeaderSessionsOptions<S extends TermSession> {
   readonly leadership: Leadership;
   readonly clock: Clock;
