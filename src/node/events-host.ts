@@ -21,6 +21,8 @@ export interface EventsHostOptions {
   readonly eventsAgeMsMax?: number;
   /** Time between pruning rounds (default 60 000). */
   readonly pruneIntervalMs?: number;
+  /** Keys deleted per transaction (default 100). */
+  readonly pruneBatchMax?: number;
 }
 
 export class EventsHost {
@@ -36,6 +38,7 @@ export class EventsHost {
       ...(options.eventsCountMax === undefined ? {} : { countMax: options.eventsCountMax }),
       ...(options.eventsAgeMsMax === undefined ? {} : { ageMsMax: options.eventsAgeMsMax }),
       ...(options.pruneIntervalMs === undefined ? {} : { intervalMs: options.pruneIntervalMs }),
+      ...(options.pruneBatchMax === undefined ? {} : { batchMax: options.pruneBatchMax }),
     };
     this.pruner = new EventPruner(settings);
   }
