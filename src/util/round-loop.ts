@@ -67,6 +67,11 @@ export class RoundLoop {
     this.options.onFailure(error, this.failures, delayMs);
     this.cancelRetry();
     this.cancelRetry = clock.schedule(delayMs, () => {
+      // The timer ends the back-off, whatever the clock reads now: a timer can fire a hair before
+      // `retryAtMs` as the clock tells it (a drifting clock's rounding, a real timer a little early),
+      // and a wake() refused then was never retried: the loop stopped for good (cluster-sim/updates
+      // seed 65: an update left in COMPLETING after a dropped proposal).
+      this.retryAtMs = 0;
       if (this.options.live()) this.wake();
     });
   }

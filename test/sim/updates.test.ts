@@ -3,6 +3,8 @@ import { NodeView, UpdateHistory, isOnceStep, pairProblems, recordProblems } fro
 import { drawUpdatesOptions, formatUpdatesOptions } from '../../cluster-sim/updates/options.ts';
 import { runUpdatesSimulation, type UpdatesResult } from '../../cluster-sim/updates/simulation.ts';
 import type { KeyValue, WatchEvent } from '../../src/kv/index.ts';
+import { RoundLoop } from '../../src/util/round-loop.ts';
+import type { Clock } from '../../src/util/clock.ts';
 import { INSTANCE_PREFIX, artifactBase, blueprintKey, versionRoutingKey } from '../../src/slices/keys.ts';
 import { createUpdateRecord, formatUpdateRecord, updateKey, type UpdateRecord } from '../../src/updates/record.ts';
 import { nextStep, routingValue } from '../../src/updates/decide.ts';
@@ -160,4 +162,45 @@ test('DEPLOYED -> ROUTING is not committed when a counted new instance left ACTI
   h.put(restarted!, JSON.stringify({ state: 'ACTIVE', nodeId: 1, address: '127.0.0.1:7001' }));
   const routing = await h.until(id, (r) => r.state === 'ROUTING', 600_000);
   t.is(routing.log.filter((e) => e.step === 'DEPLOYED -> ROUTING').length, 1);
+});
+
+// Found by the campaign (seed 65 before the fix): after a failed round the back-off timer fired a
+// hair before the back-off's end as the (drifting) clock told it, its wake() was refused, and no
+// round ever ran again: two updates stayed in COMPLETING. A real timer can fire early the same way.
+test('the round loop resumes after a back-off whose timer fires a hair early by the clock', async (t) => {
+  let nowMs = 0;
+  const timers: { atMs: number; fn: () => void }[] = [];
+  const clock: Clock = {
+    nowMs: () => nowMs,
+    schedule: (delayMs, fn) => {
+      const timer = { atMs: nowMs + delayMs, fn };
+      timers.push(timer);
+      return () => {
+        const at = timers.indexOf(timer);
+        if (at >= 0) timers.splice(at, 1);
+      };
+    },
+  };
+  const fireNext = (): void => {
+    timers.sort((a, b) => a.atMs - b.atMs);
+    const timer = timers.shift()!;
+    nowMs = timer.atMs - 1e-6; // the timer runs just before its time as the clock reads it
+    timer.fn();
+  };
+  let rounds = 0;
+  const loop = new RoundLoop({
+    clock,
+    retryDelayMsMin: 100,
+    retryDelayMsMax: 1000,
+    round: () => (++rounds === 1 ? Promise.reject(new Error('proposal dropped')) : Promise.resolve()),
+    live: () => true,
+    onFailure: () => {},
+  });
+  loop.wake();
+  for (let i = 0; i < 5; i++) await Promise.resolve();
+  t.is(rounds, 1);
+  t.is(timers.length, 1, 'a retry is scheduled');
+  fireNext();
+  for (let i = 0; i < 5; i++) await Promise.resolve();
+  t.is(rounds, 2, 'the retry ran a round');
 });
