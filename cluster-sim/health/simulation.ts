@@ -324,7 +324,9 @@ class HealthSimulation {
     const a: Attached = { id, node, port, client, clock, instances, aggregator, started: false };
     const notify = new NotifyHost({
       port,
-      clock,
+      // The dispatcher learns of the crash only through its port (a start it was retrying fails
+      // then and asks for a retry timer): a dead process schedules nothing, so neither does it.
+      clock: { nowMs: () => clock.nowMs(), schedule: (ms, fn) => (this.attached.get(id) === a ? clock.schedule(ms, fn) : () => {}) },
       wallClockMs,
       random: this.postRandom.fork(),
       logger: this.notifyLogger(id),
@@ -399,10 +401,9 @@ class HealthSimulation {
       pusher.stop();
       placement.stop();
       for (const stop of stops) stop();
-      if (reason === 'crash') {
-        monitor.close();
-        return;
-      }
+      // A crash: the process is gone; nothing is stopped (the monitor's and the instances' timers
+      // never fire again; closing them would start stop() calls on the dead clock).
+      if (reason === 'crash') return;
       return started.then(async () => {
         await notify.stop();
         await instances.stop();
@@ -467,13 +468,33 @@ class HealthSimulation {
             const code = (error as { code?: unknown } | undefined)?.code;
             if (typeof code !== 'string') return this.fail(`node ${a.id}: a call failed without a code: ${describeException(error)}`);
             this.stats.callErrors[code] = (this.stats.callErrors[code] ?? 0) + 1;
-            if (judged && this.attached.get(a.id) === a) this.finalErrors[code] = (this.finalErrors[code] ?? 0) + 1;
+            if (judged && this.attached.get(a.id) === a && this.isMember(a.id)) {
+              if (Object.keys(this.finalErrors).length === 0) this.trace.record(this.queue.nowMs, a.id, 'final-call-failed', `${code}; instances here: ${this.instanceStates(a)}; routing: ${a.node.kv.get(`version-routing/${BASE}`)?.value ?? 'none'}`);
+              this.finalErrors[code] = (this.finalErrors[code] ?? 0) + 1;
+            }
           },
         );
       }
       a.clock.schedule(h.callIntervalMs * (0.5 + this.random.nextFloat()), tick);
     };
     a.clock.schedule(this.random.nextFloat() * h.callIntervalMs, tick);
+  }
+
+  /** Whether `id` is a voter or learner in the leader's configuration (a removed node applies nothing more). */
+  private isMember(id: number): boolean {
+    const conf = this.leader()?.node.status().confState;
+    return conf === undefined || conf.voters.includes(id) || conf.learners.includes(id);
+  }
+
+  /** `version/instance@node=STATE` for every instance record a node has applied (for traces). */
+  private instanceStates(a: Attached): string {
+    return a.node.kv
+      .range(INSTANCE_PREFIX, 0)
+      .kvs.map((kv) => {
+        const r = JSON.parse(kv.value) as { state?: unknown; version?: unknown; instanceId?: unknown; nodeId?: unknown };
+        return `${String(r.version)}/${String(r.instanceId)}@${String(r.nodeId)}=${String(r.state)}`;
+      })
+      .join(' ');
   }
 
   private legDelay(): number {
@@ -679,11 +700,11 @@ class HealthSimulation {
     const last = r.log[r.log.length - 1];
     if ((behaviour === 'sick' || behaviour === 'never') && r.state === 'COMPLETED') return this.report('health-outcome', `${behaviour} version ended COMPLETED: ${this.describe(r)}`);
     if (r.state === 'FAILED' && (last?.reason ?? '') === '') return this.report('health-outcome', `FAILED without a reason: ${this.describe(r)}`);
+    if (!strict) return;
     if (behaviour === 'sick' && r.state === 'ROLLED_BACK') {
       const reasons = `${r.rollback === null ? '' : JSON.stringify(r.rollback)} ${r.log.map((e) => e.reason).join(' ')}`;
       if (!reasons.includes('healthz')) return this.report('health-outcome', `sick version ROLLED_BACK without the failing checks in its reason: ${this.describe(r)}`);
     }
-    if (!strict) return;
     const want = behaviour === 'healthy' ? ['COMPLETED'] : behaviour === 'sick' ? ['ROLLED_BACK'] : behaviour === 'never' ? ['ROLLED_BACK', 'FAILED'] : ['COMPLETED', 'ROLLED_BACK', 'FAILED'];
     if (!want.includes(r.state)) this.report('health-outcome', `the clean update of a ${behaviour} version ended ${r.state}, expected ${want.join(' or ')}: ${this.describe(r)}`);
   }
@@ -715,6 +736,27 @@ class HealthSimulation {
     if (!settled()) return this.report('health-liveness', `updates not finished ${SETTLE_BOUND_MS} ms after the heal: ${last}\n    nodes: ${describeNodes(this.nodes)}`);
     this.stats.settledMs = this.queue.nowMs - healAtMs;
     for (const record of this.leaderRecords() ?? []) this.judgeOutcome(record, false);
+    if (this.failed) return;
+    // The clean update starts on a steady cluster: the restarted nodes' instances ACTIVE again,
+    // every node caught up (its table current), so that its calls can be judged one by one.
+    let unsteady = 'not checked';
+    const steady = (): boolean => {
+      const leader = this.leader();
+      if (leader === undefined) return false;
+      const records = leader.node.kv.range(INSTANCE_PREFIX, 0).kvs;
+      const notActive = records.filter((kv) => (JSON.parse(kv.value) as { state?: unknown }).state !== 'ACTIVE');
+      // A node removed by a membership fault applies nothing more: it is no member to wait for.
+      const { voters, learners } = leader.node.status().confState;
+      const members = [...voters, ...learners];
+      const behind = members.filter((id) => {
+        const a = this.attached.get(id);
+        return a === undefined || !a.started || a.node.kv.revision() < leader.node.kv.revision();
+      });
+      unsteady = `${records.length} instances, not ACTIVE: ${notActive.map((kv) => kv.key).join(' ')}; members behind: ${behind.join(' ')}`;
+      return records.length > 0 && notActive.length === 0 && behind.length === 0;
+    };
+    await this.runUntil(this.queue.nowMs + SETTLE_BOUND_MS, this.throttled(steady));
+    if (!this.failed && !steady()) this.report('health-liveness', `the cluster did not become steady (every instance ACTIVE, every node caught up) within ${SETTLE_BOUND_MS} ms: ${unsteady}`);
   }
 
   /** The clean update, `beta` hanging through it: outcome, calls, step times, `alpha`'s latency. */
