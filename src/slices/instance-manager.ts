@@ -20,11 +20,11 @@
  *   declared dead (and whose keys it deleted) cannot resurrect its instances in routing.
  * - Local calls go straight to the instance object; deadlines are enforced by one sweep timer.
  */
-import { eventId, eventWrite, type AuditEvent } from '../events/event.ts';
+import { eventId, eventKey, eventWrite, type AuditEvent } from '../events/event.ts';
 import { isHealthy } from '../health/checks.ts';
 import type { CheckTarget, HealthSpec, InstanceRef, RoundResult } from '../health/types.ts';
 import type { ClusterPort } from '../node/cluster-port.ts';
-import type { KeyValue, Operation, WatchEvent } from '../kv/types.ts';
+import type { Compare, KeyValue, Operation, WatchEvent } from '../kv/types.ts';
 import type { InstanceState } from '../invoker/records.ts';
 import type { LocalInstances } from '../invoker/invoker.ts';
 import type { Clock } from '../util/clock.ts';
@@ -537,11 +537,15 @@ export class InstanceManager implements LocalInstances {
     const writes: Operation[] = [{ type: 'put', key: h.key, value }, ...(event === undefined ? [] : [eventWrite(event)])];
     const live = state !== 'DRAINING' && state !== 'STOPPED';
     const guard = live ? h.assignmentKey : h.key;
+    // With an audit event, the write also requires the event to be absent: an attempt whose answer
+    // was lost (a timeout, a leader change) may have committed, and its retry must not put the
+    // same event again (at a later revision: out of commit order, and notified twice).
+    const compares: Compare[] = [{ key: guard, target: 'exists', op: '=', value: true }, ...(event === undefined ? [] : [{ key: eventKey(event.id), target: 'exists' as const, op: '=' as const, value: false }])];
     for (let attempt = 1; ; attempt++) {
       if (this.stopped) return;
       try {
-        const result = await this.port.txn([{ key: guard, target: 'exists', op: '=', value: true }], writes);
-        if (!result.succeeded) this.log.info({ instance: h.key, state }, `state not written: the ${live ? 'assignment' : 'record'} is gone`);
+        const result = await this.port.txn(compares, writes);
+        if (!result.succeeded) this.log.info({ instance: h.key, state }, `state not written: the ${live ? 'assignment' : 'record'} is gone${event === undefined ? '' : ', or an earlier attempt wrote it'}`);
         return;
       } catch (error) {
         // Never give up while the node runs: an unreported state would leave the instance out of
