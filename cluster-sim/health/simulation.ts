@@ -114,6 +114,8 @@ const STEP_LATENESS_MAX_MS = 1500;
 /** `alpha` receives an event this soon after its commit while it is up and the leader stays. */
 const ALPHA_LATENCY_MAX_MS = 1500;
 const RETRANSMIT_MS = 200;
+/** The cluster must look steady this long before the clean update starts. */
+const STEADY_MS = 2000;
 const CHECK_INTERVAL_MS = 50;
 const SAME_INSTANT_EVENTS_MAX = 10_000;
 
@@ -752,11 +754,21 @@ class HealthSimulation {
         const a = this.attached.get(id);
         return a === undefined || !a.started || a.node.kv.revision() < leader.node.kv.revision();
       });
-      unsteady = `${records.length} instances, not ACTIVE: ${notActive.map((kv) => kv.key).join(' ')}; members behind: ${behind.join(' ')}`;
+      unsteady = `${records.length} instances, not ACTIVE: ${notActive.map((kv) => `${kv.key} (mod ${kv.modRevision}) ${kv.value}`).join(' ')}; assignments: ${leader.node.kv.range('assignment/', 0).kvs.map((kv) => kv.key).join(' ')}; members behind: ${behind.join(' ')}`;
       return records.length > 0 && notActive.length === 0 && behind.length === 0;
     };
-    await this.runUntil(this.queue.nowMs + SETTLE_BOUND_MS, this.throttled(steady));
-    if (!this.failed && !steady()) this.report('health-liveness', `the cluster did not become steady (every instance ACTIVE, every node caught up) within ${SETTLE_BOUND_MS} ms: ${unsteady}`);
+    // Steady for STEADY_MS in a row: one look right after the heal can see a stale leader's view.
+    let steadySinceMs: number | undefined;
+    const steadyLong = (): boolean => {
+      if (!steady()) {
+        steadySinceMs = undefined;
+        return false;
+      }
+      steadySinceMs ??= this.queue.nowMs;
+      return this.queue.nowMs - steadySinceMs >= STEADY_MS;
+    };
+    await this.runUntil(this.queue.nowMs + SETTLE_BOUND_MS, this.throttled(steadyLong));
+    if (!this.failed && !steadyLong()) this.report('health-liveness', `the cluster did not become steady (every instance ACTIVE, every node caught up) within ${SETTLE_BOUND_MS} ms: ${unsteady}`);
   }
 
   /** The clean update, `beta` hanging through it: outcome, calls, step times, `alpha`'s latency. */

@@ -164,6 +164,8 @@ interface PendingCall {
 }
 
 const REPORT_ATTEMPTS = 8;
+/** A stale record that changed this many times while it was being deleted is left (someone owns it). */
+const STALE_RECORD_CHANGES_MAX = 8;
 
 export class InstanceManager implements LocalInstances {
   private readonly port: ClusterPort;
@@ -563,16 +565,31 @@ export class InstanceManager implements LocalInstances {
   }
 
   /**
-   * Deletes an instance record unless it changed since `modRevision`, retrying transient failures
-   * until the delete or its compare is decided, or this manager stops: nothing else removes a
-   * live node's stale record, and a stale ACTIVE one is routed to for ever. (At start-up, where
-   * most stale records are found, the node usually knows no leader yet and the first try fails.)
+   * Deletes a stale instance record (one this manager does not host), retrying transient failures
+   * until the delete is decided or this manager stops: nothing else removes a live node's stale
+   * record, and a stale ACTIVE one is routed to for ever. (At start-up, where most stale records
+   * are found, the node usually knows no leader yet and the first try fails.) The delete is a
+   * compare on `modRevision`; when the record changed meanwhile and is still not hosted here, the
+   * delete is tried again on the new revision: at start-up the applied state read may be older
+   * than a write the previous run of this node made just before it died (a DRAINING report that
+   * committed after the crash), and that record would otherwise stay for ever (found by
+   * cluster-sim/health seed 15: a DRAINING record of a rolled-back version kept).
    */
   private async deleteRecord(key: string, modRevision: number): Promise<void> {
+    let expected = modRevision;
+    let changes = 0;
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.port.txn([{ key, target: 'modRevision', op: '=', value: modRevision }], [{ type: 'delete', key }]);
-        return;
+        const result = await this.port.txn([{ key, target: 'modRevision', op: '=', value: expected }], [{ type: 'delete', key }], [{ type: 'get', key }]);
+        if (result.succeeded) return;
+        const read = result.results[0];
+        const current = read?.type === 'get' ? read.kv : undefined;
+        if (current === undefined || this.hosted.has(key) || this.stopped) return;
+        if (++changes > STALE_RECORD_CHANGES_MAX) {
+          this.log.warn({ key, modRevision: current.modRevision }, 'a stale instance record keeps changing; not deleted');
+          return;
+        }
+        expected = current.modRevision;
       } catch (error) {
         if (this.stopped) return;
         if (attempt === REPORT_ATTEMPTS) this.log.warn({ key, error: errorMessage(error) }, 'could not delete a stale instance record yet; still trying');
