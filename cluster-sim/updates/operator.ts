@@ -16,7 +16,7 @@
  */
 import type { ClusterPort } from '../../src/node/cluster-port.ts';
 import { formatBlueprint } from '../../src/slices/blueprints.ts';
-import { artifactBase, artifactKey, blueprintKey, type ArtifactBase } from '../../src/slices/keys.ts';
+import { BLUEPRINT_PREFIX, artifactBase, artifactKey, blueprintKey, parseBlueprintKey, versionRoutingKey, type ArtifactBase } from '../../src/slices/keys.ts';
 import { approveStep, cancelUpdate, completeUpdate, pauseUpdate, resumeUpdate, rollbackUpdate, setRouting, type CommandOptions, type CommandResult } from '../../src/updates/commands.ts';
 import { UpdateOperations } from '../../src/updates/operations.ts';
 import { isTerminal, type UpdateRecord } from '../../src/updates/record.ts';
@@ -157,7 +157,8 @@ export class UpdatesOperator {
       this.adoptLostStart(artifact, listed.updates.map((u) => u.record));
       const active = listed.updates.find((u) => !isTerminal(u.record.state));
       if (active !== undefined) await this.drive(ops, artifact, active.record);
-      else if (this.mode === 'run' || (this.mode === 'final' && artifact.finalId === undefined)) await this.startNext(ops, port, artifact);
+      else if (this.mode === 'run') await this.startNext(ops, port, artifact);
+      else if (this.mode === 'final' && artifact.finalId === undefined && (await this.removeKeptVersions(port, artifact))) await this.startNext(ops, port, artifact);
     }
   }
 
@@ -170,6 +171,32 @@ export class UpdatesOperator {
       artifact.deployed = true;
       artifact.current = '1.0.0';
     }
+  }
+
+  /**
+   * Before the final update, what an operator does with versions kept by MANUAL cleanup: removes
+   * their blueprints, except the two versions the routing record names (the last update's own,
+   * which only its steps may remove). Left alone they fill the nodes (at most nodeInstancesMax
+   * each), and the final update would fail validation for capacity (seeds 627, 666). True once
+   * nothing is left to remove.
+   */
+  private async removeKeptVersions(port: ClusterPort, artifact: ArtifactState): Promise<boolean> {
+    const read = await this.attempt('read routing', async () => ({ routing: await port.get(versionRoutingKey(artifact.base)) }));
+    if (read === undefined) return false;
+    // No routing record: no update ever deployed, so nothing was kept.
+    if (read.routing === undefined) return true;
+    const blueprints = await this.attempt('list blueprints', () => port.range(`${BLUEPRINT_PREFIX}${artifact.base}/`));
+    if (blueprints === undefined) return false;
+    const named = JSON.parse(read.routing.value) as { oldVersion: string; newVersion: string };
+    const kept = blueprints.kvs.filter((kv) => {
+      const version = parseBlueprintKey(kv.key)?.version.text;
+      return version !== undefined && version !== named.oldVersion && version !== named.newVersion;
+    });
+    if (kept.length === 0) return true;
+    const removed = await this.attempt('remove kept versions', () => port.txn([], kept.map((kv) => ({ type: 'delete' as const, key: kv.key }))));
+    if (removed === undefined) return false;
+    this.trace.record(this.queue.nowMs, 0, 'operator-remove-kept', kept.map((kv) => kv.key).join(' '));
+    return true;
   }
 
   /** Writes valid metadata for `version` unless present (what `publishArtifact` leaves, minus chunks the in-memory loader never reads). */
