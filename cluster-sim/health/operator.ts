@@ -3,8 +3,9 @@
  * `ClusterPort` (a follower forwards writes). For `org.sim:hc0` it creates the two notification
  * channels (`alpha`, `beta`: cluster-wide, every notifying action), publishes and deploys 1.0.0,
  * then starts updates to 2.0.0, 3.0.0, … one at a time (CANARY, ROLLING and BLUE_GREEN in turn,
- * auto-rollback on, the run's monitoring window), never acting on a running update: the health
- * gate and the controller decide every outcome. `finalUpdate()` starts one more update (the clean
+ * auto-rollback on, the run's monitoring window), never acting on a running update while faults
+ * run: the health gate and the controller decide every outcome. After the heal it resumes an
+ * update the gate paused (a pause lasts until an operator acts; the gate then judges again). `finalUpdate()` starts one more update (the clean
  * one, after the heal) and records its id. Coded errors are retried at the next look; an error
  * without a code fails the run.
  */
@@ -12,6 +13,7 @@ import type { ClusterPort } from '../../src/node/cluster-port.ts';
 import { channelKey, validateChannel } from '../../src/notify/channel.ts';
 import { formatBlueprint } from '../../src/slices/blueprints.ts';
 import { artifactBase, artifactKey, blueprintKey } from '../../src/slices/keys.ts';
+import { resumeUpdate } from '../../src/updates/commands.ts';
 import { UpdateOperations } from '../../src/updates/operations.ts';
 import { isTerminal, type UpdateRecord } from '../../src/updates/record.ts';
 import type { SeededRandom } from '../../src/util/random.ts';
@@ -120,6 +122,14 @@ export class HealthOperator {
     if (listed === undefined) return;
     const records = listed.updates.map((u) => u.record);
     this.adoptLostStart(records);
+    // A pause by the health gate lasts until an operator acts (health-gate.ts): after the heal,
+    // a breach that the faults caused (lost calls, slow links) is resumed, and the gate judges again.
+    const pausedByGate = records.find((r) => !isTerminal(r.state) && r.paused && r.state !== 'ROLLING_BACK' && r.pauseReason?.startsWith('health breach') === true);
+    if (pausedByGate !== undefined && this.mode !== 'run') {
+      const resumed = await this.attempt(`resume ${pausedByGate.id}`, () => ops.command(pausedByGate.id, (r, nowMs) => resumeUpdate(r, { actor: { kind: 'user', name: ACTOR }, nowMs, reason: 'sim operator: resume after the heal' })));
+      if (resumed?.changed === true) this.trace.record(this.queue.nowMs, 0, 'operator-resume', `${pausedByGate.id}: ${resumed.step}`);
+      return;
+    }
     const wants = this.mode === 'run' ? this.next - 1 < this.options.health.updates : this.mode === 'final' && this.finalId === undefined;
     if (!wants || records.some((r) => !isTerminal(r.state))) return;
     if (this.mode === 'final') this.finalTried = true;
