@@ -59,7 +59,8 @@ export class InvariantChecker {
   private readonly leaderByTerm = new Map<number, number>();
   /** Log matching: (index, term) → data hash and the term of the entry before it. */
   private readonly persistedEntries = new Map<number, { node: number; hash: number; previousTerm: number }>();
-  private readonly committed = new Map<number, { node: number; term: number }>();
+  /** Committed entries: the entry's term, and the lowest term a node held when it persisted that commit. */
+  private readonly committed = new Map<number, { node: number; term: number; knownInTerm: number }>();
   private committedMax = 0;
   private readonly applied = new Map<number, Seen>();
   private readonly snapshotHashes = new Map<number, { node: number; hash: number }>();
@@ -101,7 +102,11 @@ export class InvariantChecker {
     };
     for (let index = Math.max(1, storage.firstIndex() - 1); index <= this.committedMax; index++) {
       const committed = this.committed.get(index);
-      if (committed === undefined) continue;
+      // Leader completeness is about higher-numbered terms: an entry committed in term L must be in
+      // the log of every leader of a term above L. A leader of an older term can still win its
+      // election after that commit (a vote granted before the voter moved on, delivered late), and
+      // owes nothing to it. L is at most the term of the first node seen persisting the commit.
+      if (committed === undefined || committed.knownInTerm >= term) continue;
       const have = index <= lastIndex ? termAt(index) : undefined;
       if (have !== committed.term) {
         this.report('leader-completeness', `node ${node} became leader of term ${term} without the entry committed at index ${index} (term ${committed.term}, seen on node ${committed.node}); its log has ${have === undefined ? 'nothing' : `term ${have}`} there`);
@@ -112,7 +117,7 @@ export class InvariantChecker {
 
   /** `node` completed the disk write of `ready` (a Ready's durable part); `storage` now includes it. */
   onPersisted(node: number, ready: StorageUpdate, storage: RaftStorage): void {
-    if (ready.snapshot !== undefined) this.observeCommitted(node, ready.snapshot.metadata.index, ready.snapshot.metadata.term);
+    if (ready.snapshot !== undefined) this.observeCommitted(node, ready.snapshot.metadata.index, ready.snapshot.metadata.term, this.termOf(node));
     for (const entry of ready.entries) this.observePersistedEntry(node, entry, storage);
     if (ready.hardState !== undefined) this.observeHardState(node, ready.hardState, storage);
     if (ready.sync !== false) this.onDurable(node);
@@ -137,7 +142,7 @@ export class InvariantChecker {
       this.report('state-machine-safety', `node ${node} applied term ${entry.term} at index ${entry.index}, node ${seen.node} applied term ${seen.term} there (data ${entry.data.length ? 'differs' : 'no-op'})`);
       return;
     }
-    this.observeCommitted(node, entry.index, entry.term);
+    this.observeCommitted(node, entry.index, entry.term, this.termOf(node));
   }
 
   /** `node` took a snapshot of its state machine at `index`. */
@@ -148,7 +153,12 @@ export class InvariantChecker {
   /** `node` installed a snapshot it received. */
   onSnapshotInstalled(node: number, snapshot: Snapshot): void {
     this.observeSnapshot(node, snapshot.metadata.index, fnv1a(snapshot.data), 'installed');
-    this.observeCommitted(node, snapshot.metadata.index, snapshot.metadata.term);
+    this.observeCommitted(node, snapshot.metadata.index, snapshot.metadata.term, this.termOf(node));
+  }
+
+  /** The term of `node`'s last persisted hard state (at least the term of any commit it knows); unknown: +∞. */
+  private termOf(node: number): number {
+    return this.persistedHardStates.get(node)?.term ?? Number.POSITIVE_INFINITY;
   }
 
   /** `node` recovered its disk, ending with `hardState`. */
@@ -196,17 +206,19 @@ export class InvariantChecker {
     if (hardState.commit > storage.lastIndex()) this.report('ready-contract', `node ${node} persisted commit ${hardState.commit} past its last persisted index ${storage.lastIndex()}`);
     this.persistedHardStates.set(node, hardState);
     const from = Math.max((last?.commit ?? 0) + 1, storage.firstIndex() - 1, 1);
-    for (let index = from; index <= Math.min(hardState.commit, storage.lastIndex()); index++) this.observeCommitted(node, index, storage.term(index));
+    for (let index = from; index <= Math.min(hardState.commit, storage.lastIndex()); index++) this.observeCommitted(node, index, storage.term(index), hardState.term);
   }
 
-  private observeCommitted(node: number, index: number, term: number): void {
+  private observeCommitted(node: number, index: number, term: number, knownInTerm: number): void {
     if (index === 0) return;
     const seen = this.committed.get(index);
     if (seen === undefined) {
-      this.committed.set(index, { node, term });
+      this.committed.set(index, { node, term, knownInTerm });
       if (index > this.committedMax) this.committedMax = index;
     } else if (seen.term !== term) {
       this.report('state-machine-safety', `index ${index} is committed with term ${term} on node ${node} but with term ${seen.term} on node ${seen.node}`);
+    } else if (knownInTerm < seen.knownInTerm) {
+      this.committed.set(index, { ...seen, knownInTerm });
     }
   }
 
