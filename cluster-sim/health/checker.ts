@@ -20,6 +20,8 @@ import type { WatchEvent } from '../../src/kv/types.ts';
 import { CHANNEL_PREFIX, CURSOR_KEY } from '../../src/notify/channel.ts';
 import { INSTANCE_PREFIX, parseInstanceKey } from '../../src/slices/keys.ts';
 import { UPDATE_PREFIX, parseUpdateRecord, type UpdateRecord } from '../../src/updates/record.ts';
+import type { KeyValue } from '../../src/kv/types.ts';
+import type { HealthBehaviour } from './options.ts';
 import type { Delivery } from './receiver.ts';
 
 /** An older-keyed event present this long before a delete that left it: a pruning-order violation. */
@@ -230,4 +232,53 @@ export function judgeDeliveries(
     if (d === undefined) problems.push(`${channel}: event ${s.event.id} (${s.event.action}, revision ${s.event.revision}, committed at ${s.seenAtMs.toFixed(0)} ms) never delivered`);
   }
   return { problems, required, delivered: first.size, duplicates, prunedFirst };
+}
+
+/**
+ * The routing invariant, at the moment an invoker hands a call to instance `key`: the caller's
+ * applied state (`kv`, at `revision`) must not have it UNHEALTHY (the caller's table, fed by the
+ * same applies, excludes it). 'not-active' for another state than ACTIVE (a record deleted or
+ * draining while the call was routed: a race the invoker's retry covers; counted, not a violation).
+ */
+export function pickProblem(caller: number, revision: number, key: string, kv: KeyValue | undefined): string | 'not-active' | undefined {
+  const state = kv === undefined ? 'absent' : (JSON.parse(kv.value) as { state?: unknown }).state;
+  if (state === 'ACTIVE') return undefined;
+  if (state === 'UNHEALTHY') return `node ${caller} (applied ${revision}) sent a call to ${key}, which its node reported UNHEALTHY at revision ${kv!.modRevision}: ${kv!.value}`;
+  return 'not-active';
+}
+
+export function describeUpdate(r: UpdateRecord, behaviour: HealthBehaviour): string {
+  return `${r.id} ${r.strategy.kind} ${behaviour} ${r.newVersion} ${r.state}${r.paused ? ` paused (${r.pauseReason ?? ''})` : ''} last: ${r.log.slice(-3).map((e) => `${e.step} (${e.reason.slice(0, 160)})`).join(' | ')}`;
+}
+
+/**
+ * The outcome of an update that ended, by its new version's behaviour: a sick or never-healthy
+ * version never COMPLETED; FAILED always with a reason. `strict` (the clean update, no faults):
+ * healthy COMPLETED, sick ROLLED_BACK with the failing check (`healthz`) in its rollback's
+ * reasons, never-healthy ROLLED_BACK or FAILED. (Under faults a sick version may be rolled back
+ * for the calls the faults lost before its checks fail: then its reason is the metrics.)
+ */
+export function outcomeProblem(r: UpdateRecord, behaviour: HealthBehaviour, strict: boolean): string | undefined {
+  const last = r.log[r.log.length - 1];
+  if ((behaviour === 'sick' || behaviour === 'never') && r.state === 'COMPLETED') return `${behaviour} version ended COMPLETED: ${describeUpdate(r, behaviour)}`;
+  if (r.state === 'FAILED' && (last?.reason ?? '') === '') return `FAILED without a reason: ${describeUpdate(r, behaviour)}`;
+  if (!strict) return undefined;
+  const want = behaviour === 'healthy' ? ['COMPLETED'] : behaviour === 'sick' ? ['ROLLED_BACK'] : behaviour === 'never' ? ['ROLLED_BACK', 'FAILED'] : ['COMPLETED', 'ROLLED_BACK', 'FAILED'];
+  if (!want.includes(r.state)) return `the clean update of a ${behaviour} version ended ${r.state}, expected ${want.join(' or ')}: ${describeUpdate(r, behaviour)}`;
+  if (behaviour === 'sick') {
+    const reasons = `${r.rollback === null ? '' : JSON.stringify(r.rollback)} ${r.log.map((e) => e.reason).join(' ')}`;
+    if (!reasons.includes('healthz')) return `sick version ROLLED_BACK without the failing checks in its reason: ${describeUpdate(r, behaviour)}`;
+  }
+  return undefined;
+}
+
+/**
+ * How late `next` (a record change with a new log entry) came after the step deadline `prev`
+ * set (`deadlines.nextStepAt`, wall ms), at wall time `nowWallMs`; undefined when `prev` set none,
+ * was paused, or `next` logged no step.
+ */
+export function stepLatenessMs(prev: UpdateRecord, next: UpdateRecord, nowWallMs: number): number | undefined {
+  const deadline = prev.paused ? null : prev.deadlines.nextStepAt;
+  if (deadline === null || next.log.length === prev.log.length) return undefined;
+  return nowWallMs - deadline;
 }

@@ -54,7 +54,7 @@ import { RuntimeNode, type Detach, type RuntimeEnvironment } from '../runtime/ru
 import { TransportHub, simAddress } from '../runtime/sim-transport.ts';
 import { Trace } from '../trace.ts';
 import { NodeView, UpdateHistory, WATCHED_PREFIXES } from '../updates/checker.ts';
-import { AuditLog, judgeDeliveries, type HealthViolationKind } from './checker.ts';
+import { AuditLog, describeUpdate, judgeDeliveries, outcomeProblem, pickProblem, stepLatenessMs, type HealthViolationKind } from './checker.ts';
 import { HealthSliceLoader } from './loader.ts';
 import { BASE, HealthOperator, type HealthOperatorStats } from './operator.ts';
 import type { HealthBehaviour, HealthRunOptions } from './options.ts';
@@ -109,8 +109,8 @@ const FINAL_BOUND_MS = 150_000;
 const QUIET_MS = 45_000;
 /** Through the clean update, `beta` hangs this long from its start. */
 const FINAL_HANG_MS = 30_000;
-/** A step may run this late after its deadline (the controller's wake-up, a commit round). */
-const STEP_LATENESS_MAX_MS = 1500;
+/** A step may run this late after its deadline (the controller's wake-up, a commit round, ±100 ms of clock skew). */
+const STEP_LATENESS_MAX_MS = 1700;
 /** `alpha` receives an event this soon after its commit while it is up and the leader stays. */
 const ALPHA_LATENCY_MAX_MS = 1500;
 const RETRANSMIT_MS = 200;
@@ -423,10 +423,9 @@ class HealthSimulation {
   private judgePick(a: Attached, key: string): void {
     this.stats.picksChecked++;
     const kv = a.node.kv.get(key);
-    const state = kv === undefined ? 'absent' : (JSON.parse(kv.value) as { state?: unknown }).state;
-    if (state === 'ACTIVE') return;
-    if (state === 'UNHEALTHY') return this.report('health-routing', `node ${a.id} (applied ${a.node.kv.revision()}) sent a call to ${key}, which its node reported UNHEALTHY at revision ${kv!.modRevision}: ${kv!.value}`);
-    this.stats.picksNotActive++;
+    const verdict = pickProblem(a.id, a.node.kv.revision(), key, kv);
+    if (verdict === 'not-active') this.stats.picksNotActive++;
+    else if (verdict !== undefined) this.report('health-routing', verdict);
   }
 
   /** Every update-record put, first seen: the step timing check (phase 3) and the unhealthy count. */
@@ -442,12 +441,10 @@ class HealthSimulation {
       this.recordSeen.set(e.kv.key, { revision: e.kv.modRevision, record });
       const w = this.finalWindow;
       if (w === undefined || this.queue.nowMs < w.fromMs || before === undefined || record.id !== this.operator.finalId) continue;
-      const prev = before.record;
-      const deadline = prev.paused ? null : prev.deadlines.nextStepAt;
-      if (deadline === null || record.log.length === prev.log.length) continue;
-      const latenessMs = EPOCH_MS + this.queue.nowMs - deadline;
+      const latenessMs = stepLatenessMs(before.record, record, EPOCH_MS + this.queue.nowMs);
+      if (latenessMs === undefined) continue;
       this.stats.stepLatenessMaxMs = Math.max(this.stats.stepLatenessMaxMs, latenessMs);
-      if (latenessMs > STEP_LATENESS_MAX_MS + 200) {
+      if (latenessMs > STEP_LATENESS_MAX_MS) {
         this.report('health-timing', `${record.id}: step "${record.log[record.log.length - 1]?.step ?? ''}" committed ${latenessMs.toFixed(0)} ms after its deadline (bound ${STEP_LATENESS_MAX_MS} ms) while receiver beta hangs`);
       }
     }
@@ -688,7 +685,7 @@ class HealthSimulation {
   }
 
   private describe(r: UpdateRecord): string {
-    return `${r.id} ${r.strategy.kind} ${this.behaviour(r.newVersion)} ${r.newVersion} ${r.state}${r.paused ? ` paused (${r.pauseReason ?? ''})` : ''} last: ${r.log.slice(-3).map((e) => `${e.step} (${e.reason.slice(0, 160)})`).join(' | ')}`;
+    return describeUpdate(r, this.behaviour(r.newVersion));
   }
 
   /**
@@ -698,17 +695,8 @@ class HealthSimulation {
    * `strict` (the clean update): a healthy version COMPLETED and a sick one ROLLED_BACK.
    */
   private judgeOutcome(r: UpdateRecord, strict: boolean): void {
-    const behaviour = this.behaviour(r.newVersion);
-    const last = r.log[r.log.length - 1];
-    if ((behaviour === 'sick' || behaviour === 'never') && r.state === 'COMPLETED') return this.report('health-outcome', `${behaviour} version ended COMPLETED: ${this.describe(r)}`);
-    if (r.state === 'FAILED' && (last?.reason ?? '') === '') return this.report('health-outcome', `FAILED without a reason: ${this.describe(r)}`);
-    if (!strict) return;
-    if (behaviour === 'sick' && r.state === 'ROLLED_BACK') {
-      const reasons = `${r.rollback === null ? '' : JSON.stringify(r.rollback)} ${r.log.map((e) => e.reason).join(' ')}`;
-      if (!reasons.includes('healthz')) return this.report('health-outcome', `sick version ROLLED_BACK without the failing checks in its reason: ${this.describe(r)}`);
-    }
-    const want = behaviour === 'healthy' ? ['COMPLETED'] : behaviour === 'sick' ? ['ROLLED_BACK'] : behaviour === 'never' ? ['ROLLED_BACK', 'FAILED'] : ['COMPLETED', 'ROLLED_BACK', 'FAILED'];
-    if (!want.includes(r.state)) this.report('health-outcome', `the clean update of a ${behaviour} version ended ${r.state}, expected ${want.join(' or ')}: ${this.describe(r)}`);
+    const problem = outcomeProblem(r, this.behaviour(r.newVersion), strict);
+    if (problem !== undefined) this.report('health-outcome', problem);
   }
 
   private async settlePhase(): Promise<void> {
