@@ -30,7 +30,7 @@ function summarise(result: HealthResult, wallMs: number): string {
   return (
     `seed ${result.options.sim.seed}: ${verdict} sim=${(s.simTimeMs / 1000).toFixed(1)}s events=${s.events} started=${s.operator.started} refused=${s.operator.refused} ` +
     `calls=${s.calls} ok=${s.callsOk} errors=${JSON.stringify(s.callErrors)} picks=${s.picksChecked} picksNotActive=${s.picksNotActive} unhealthy=${s.unhealthyReports} ` +
-    `entries=${s.checkedEntries} auditEvents=${s.auditEvents} pruned=${s.eventsPruned} eventsMax=${s.eventsMax} leaderCrashes=${s.leaderCrashes} crashes=${s.faults.crashes} partitions=${s.faults.partitions} ` +
+    `entries=${s.checkedEntries} auditEvents=${s.auditEvents} pruned=${s.eventsPruned} eventsMax=${s.eventsMax} eventsMaxAfterHeal=${s.eventsMaxAfterHeal}/${result.options.health.eventsCountMax} leaderCrashes=${s.leaderCrashes} crashes=${s.faults.crashes} partitions=${s.faults.partitions} ` +
     `outcomes=${JSON.stringify(s.outcomes)} settled=${s.settledMs === undefined ? '-' : `${s.settledMs.toFixed(0)}ms`} final=${s.finalOutcome} finalCalls=${s.finalCalls} ` +
     `deliveries=${JSON.stringify(s.deliveries)} givenUp=${s.givenUp} stepLatenessMax=${s.stepLatenessMaxMs.toFixed(0)}ms alphaLatencyMax=${s.alphaLatencyMaxMs.toFixed(0)}ms digest=${result.traceDigest} wall=${(wallMs / 1000).toFixed(1)}s`
   );

@@ -82,6 +82,8 @@ export interface HealthStats {
   auditEvents: number;
   eventsPruned: number;
   eventsMax: number;
+  /** Most events in the leader's store from the clean update on (bounded: `judgeEventCount`). */
+  eventsMaxAfterHeal: number;
   unhealthyReports: number;
   outcomes: Record<string, number>;
   settledMs: number | undefined;
@@ -114,6 +116,8 @@ const STEP_LATENESS_MAX_MS = 1700;
 /** `alpha` receives an event this soon after its commit while it is up and the leader stays. */
 const ALPHA_LATENCY_MAX_MS = 1500;
 const RETRANSMIT_MS = 200;
+/** Events a leader may write while its pruner's delete is being committed. */
+const EVENTS_IN_FLIGHT_SLACK = 3;
 /** The cluster must look steady this long before the clean update starts. */
 const STEADY_MS = 2000;
 const CHECK_INTERVAL_MS = 50;
@@ -246,6 +250,7 @@ class HealthSimulation {
       auditEvents: 0,
       eventsPruned: 0,
       eventsMax: 0,
+      eventsMaxAfterHeal: 0,
       unhealthyReports: 0,
       outcomes: {},
       settledMs: undefined,
@@ -361,6 +366,7 @@ class HealthSimulation {
       stops.push(
         port.watch('', revision + 1, (events) => {
           this.audit.entry(id, events, this.queue.nowMs, (key) => node.kv.get(key) !== undefined);
+          if (this.finalWindow !== undefined && port.isLeader() && events.some((e) => e.type === 'put' && e.kv.key.startsWith(EVENT_PREFIX))) this.judgeEventCount(node);
           this.observeRecords(events);
           const watched = events.filter((e) => WATCHED_PREFIXES.some((prefix) => e.kv.key.startsWith(prefix)));
           if (watched.length === 0) return;
@@ -477,6 +483,19 @@ class HealthSimulation {
       a.clock.schedule(h.callIntervalMs * (0.5 + this.random.nextFloat()), tick);
     };
     a.clock.schedule(this.random.nextFloat() * h.callIntervalMs, tick);
+  }
+
+  /**
+   * The pruner's count bound while nothing fails (from the clean update on): the pruner wakes once
+   * writes take the count a batch past `countMax`, so the store holds at most countMax + batchMax
+   * events, plus the few written while that round's delete is being committed.
+   */
+  private judgeEventCount(node: CutoverNode): void {
+    const h = this.options.health;
+    const count = node.kv.range(EVENT_PREFIX, 0).kvs.length;
+    this.stats.eventsMaxAfterHeal = Math.max(this.stats.eventsMaxAfterHeal, count);
+    const bound = h.eventsCountMax + h.pruneBatchMax + EVENTS_IN_FLIGHT_SLACK;
+    if (count > bound) this.report('health-prune', `${count} events in the store, above countMax ${h.eventsCountMax} + batchMax ${h.pruneBatchMax} + ${EVENTS_IN_FLIGHT_SLACK}`);
   }
 
   /** Whether `id` is a voter or learner in the leader's configuration (a removed node applies nothing more). */
