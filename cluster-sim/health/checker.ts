@@ -273,12 +273,13 @@ export function outcomeProblem(r: UpdateRecord, behaviour: HealthBehaviour, stri
 }
 
 /**
- * How late `next` (a record change with a new log entry) came after the step deadline `prev`
- * set (`deadlines.nextStepAt`, wall ms), at wall time `nowWallMs`; undefined when `prev` set none,
- * was paused, or `next` logged no step.
+ * How late `next` (a record change with a new log entry, at wall time `nowWallMs`) came after the
+ * step deadline `prev` set (`deadlines.nextStepAt`, wall ms), counted from when `prev` itself was
+ * committed (`prevWallMs`) if the deadline had already passed then (a resumed record keeps an old
+ * deadline); undefined when `prev` set none, was paused, or `next` logged no step.
  */
-export function stepLatenessMs(prev: UpdateRecord, next: UpdateRecord, nowWallMs: number): number | undefined {
+export function stepLatenessMs(prev: UpdateRecord, next: UpdateRecord, nowWallMs: number, prevWallMs = Number.NEGATIVE_INFINITY): number | undefined {
   const deadline = prev.paused ? null : prev.deadlines.nextStepAt;
   if (deadline === null || next.log.length === prev.log.length) return undefined;
-  return nowWallMs - deadline;
+  return nowWallMs - Math.max(deadline, prevWallMs);
 }

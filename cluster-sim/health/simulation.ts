@@ -437,7 +437,7 @@ class HealthSimulation {
   }
 
   /** Every update-record put, first seen: the step timing check (phase 3) and the unhealthy count. */
-  private readonly recordSeen = new Map<string, { revision: number; record: UpdateRecord }>();
+  private readonly recordSeen = new Map<string, { revision: number; record: UpdateRecord; atMs: number }>();
   private observeRecords(events: readonly { type: string; revision: number; kv: { key: string; value: string; modRevision: number } }[]): void {
     for (const e of events) {
       if (e.type !== 'put') continue;
@@ -446,10 +446,10 @@ class HealthSimulation {
       const before = this.recordSeen.get(e.kv.key);
       if (before !== undefined && before.revision >= e.kv.modRevision) continue;
       const record = JSON.parse(e.kv.value) as UpdateRecord;
-      this.recordSeen.set(e.kv.key, { revision: e.kv.modRevision, record });
+      this.recordSeen.set(e.kv.key, { revision: e.kv.modRevision, record, atMs: this.queue.nowMs });
       const w = this.finalWindow;
       if (w === undefined || this.queue.nowMs < w.fromMs || before === undefined || record.id !== this.operator.finalId) continue;
-      const latenessMs = stepLatenessMs(before.record, record, EPOCH_MS + this.queue.nowMs);
+      const latenessMs = stepLatenessMs(before.record, record, EPOCH_MS + this.queue.nowMs, EPOCH_MS + before.atMs);
       if (latenessMs === undefined) continue;
       this.stats.stepLatenessMaxMs = Math.max(this.stats.stepLatenessMaxMs, latenessMs);
       if (latenessMs > STEP_LATENESS_MAX_MS) {
@@ -755,7 +755,10 @@ class HealthSimulation {
       const leader = this.leader();
       if (leader === undefined) return false;
       const records = leader.node.kv.range(INSTANCE_PREFIX, 0).kvs;
-      const notActive = records.filter((kv) => (JSON.parse(kv.value) as { state?: unknown }).state !== 'ACTIVE');
+      // ACTIVE in the store and ACTIVE where it runs: a record a crashed run of its node left ACTIVE
+      // stays routable until the new run reports the instance again (a call to it fails over once).
+      const hostedActive = new Set([...this.attached.values()].flatMap((a) => (a.started ? a.instances.status().filter((i) => i.state === 'ACTIVE').map((i) => i.key) : [])));
+      const notActive = records.filter((kv) => (JSON.parse(kv.value) as { state?: unknown }).state !== 'ACTIVE' || !hostedActive.has(kv.key));
       // A node removed by a membership fault applies nothing more: it is no member to wait for.
       const { voters, learners } = leader.node.status().confState;
       const members = [...voters, ...learners];

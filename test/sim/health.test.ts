@@ -243,4 +243,5 @@ test('timing: a step committed after its deadline is measured; no deadline, a pa
   t.is(stepLatenessMs({ ...prev, paused: true }, next, 4_000), undefined);
   t.is(stepLatenessMs(prev, { ...next, log: prev.log }, 4_000), undefined);
   t.is(stepLatenessMs(recordIn('ROUTING'), next, 4_000), undefined);
+  t.is(stepLatenessMs(prev, next, 4_000, 3_500), 500, 'a deadline already past when the previous change committed counts from that commit');
 });
