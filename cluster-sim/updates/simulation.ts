@@ -683,7 +683,10 @@ class UpdatesSimulation {
         const total = [...picks.values()].reduce((s, n) => s + n, 0);
         this.stats.finalCalls += total;
         const wrong = [...picks].filter(([v]) => v !== version);
-        if (total === 0 || wrong.length > 0) return this.report('update-traffic', `node ${a.id}: calls to ${base} after the final routing write reached ${JSON.stringify(Object.fromEntries(picks))}, expected only ${version}`);
+        if (total === 0 || wrong.length > 0) {
+          const where = `node ${a.id} applied revision ${a.node.kv.revision()} (the final routing write: ${this.pickFrom.get(base) ?? '?'}), its table revision ${a.table.snapshot().revision}`;
+          return this.report('update-traffic', `node ${a.id}: calls to ${base} after the final routing write reached ${JSON.stringify(Object.fromEntries(picks))}, expected only ${version}; ${where}\n    nodes: ${describeNodes(this.nodes)}`);
+        }
       }
     }
     // Cleanup per policy: the version that lost is gone (unless the policy is MANUAL) from the blueprints and, soon, from the instances.
