@@ -290,7 +290,7 @@ class HealthSimulation {
       (level: string) =>
       (obj: object, msg?: string): void =>
         this.trace.record(this.queue.nowMs, node, `${component}-${level}`, `${msg ?? ''} ${JSON.stringify(obj, (_k, v: unknown) => (v instanceof Error ? v.message : v))}`);
-    const logger: Logger = { debug: process.env.H6DEBUG === component ? line('debug') : () => {}, info: line('info'), warn: line('warn'), error: line('error'), child: () => logger };
+    const logger: Logger = { debug: () => {}, info: line('info'), warn: line('warn'), error: line('error'), child: () => logger };
     return logger;
   }
 
