@@ -4,9 +4,9 @@
  * channels (`alpha`, `beta`: cluster-wide, every notifying action), publishes and deploys 1.0.0,
  * then starts updates to 2.0.0, 3.0.0, … one at a time (CANARY, ROLLING and BLUE_GREEN in turn,
  * auto-rollback on, the run's monitoring window), never acting on a running update while faults
- * run: the health gate and the controller decide every outcome. After the heal (before the clean
- * update) it resumes an update the gate paused (a pause lasts until an operator acts; the gate
- * then judges again). The clean update it never touches. `finalUpdate()` starts one more update (the clean
+ * run: the health gate and the controller decide every outcome. After the heal it resumes an
+ * update the gate paused (a pause lasts until an operator acts; the gate then judges again); the
+ * clean update only once the gate has judged it healthy again since its breach. `finalUpdate()` starts one more update (the clean
  * one, after the heal) and records its id. Coded errors are retried at the next look; an error
  * without a code fails the run.
  */
@@ -126,7 +126,11 @@ export class HealthOperator {
     // A pause by the health gate lasts until an operator acts (health-gate.ts): after the heal,
     // a breach that the faults caused (lost calls, slow links) is resumed, and the gate judges again.
     const pausedByGate = records.find((r) => !isTerminal(r.state) && r.paused && r.state !== 'ROLLING_BACK' && r.pauseReason?.startsWith('health breach') === true);
-    if (pausedByGate !== undefined && this.mode === 'idle') {
+    // The clean update is resumed only once the gate judged it healthy again (no breach counted):
+    // a flapping version's breaches may never be consecutive, and its pause would last for ever;
+    // a sick version's second breach must find it paused, as the gate left it, to roll it back.
+    const resumable = pausedByGate !== undefined && (this.mode === 'idle' || (this.mode === 'final' && pausedByGate.id === this.finalId && pausedByGate.healthGate.consecutiveBreaches === 0));
+    if (pausedByGate !== undefined && resumable) {
       const resumed = await this.attempt(`resume ${pausedByGate.id}`, () => ops.command(pausedByGate.id, (r, nowMs) => resumeUpdate(r, { actor: { kind: 'user', name: ACTOR }, nowMs, reason: 'sim operator: resume after the heal' })));
       if (resumed?.changed === true) this.trace.record(this.queue.nowMs, 0, 'operator-resume', `${pausedByGate.id}: ${resumed.step}`);
       return;
