@@ -517,8 +517,13 @@ export class CutoverNode {
     this.confState = this.raft.applyConfChange(change);
     const key = `${MEMBER_PREFIX}${change.nodeId}`;
     if (change.type === 'removeNode') {
+      // The member leaves the KV view, but the transport keeps its address: a removed node can
+      // still talk to us — a removed leader leads until it steps down, and a node removed then
+      // added back may lead again in a configuration we have not applied yet — and only our
+      // replies let it bring us up to date (cluster-sim/updates seed 148 on 5 nodes: a follower
+      // that dropped the address pre-voted for ever). A peer stream is idle until it has a
+      // message to send, so a kept address costs nothing while the node stays away.
       this.kv.apply({ clientId: 0, sequence: 0, command: { type: 'delete', key } });
-      this.options.transport.removePeer(change.nodeId);
     } else if (change.context !== undefined) {
       this.kv.apply({ clientId: 0, sequence: 0, command: { type: 'put', key, value: JSON.stringify({ id: change.nodeId, address: change.context }) } });
     }

@@ -56,6 +56,15 @@ test.serial('the updates seeds exercise every strategy, leader crashes after ste
   t.true(all.some((r) => r.stats.finalOutcomes.some((o) => o.endsWith(':ROLLED_BACK'))) && all.some((r) => r.stats.finalOutcomes.some((o) => o.endsWith(':COMPLETED'))));
 });
 
+test.serial('5 nodes, seed 148: a follower that applied a leader\'s removal still answers it when it leads again after being added back', async (t) => {
+  // Before the fix the follower dropped the removed node's address, could not answer its
+  // heartbeats once it led again in a configuration the follower had not applied, and pre-voted
+  // for ever: update-liveness.
+  t.timeout(180_000);
+  const result = await runUpdatesSimulation(drawUpdatesOptions(148, 5));
+  t.deepEqual(result.violations, [], explain(result));
+});
+
 test.serial('an updates seed replays exactly', async (t) => {
   t.timeout(180_000);
   const [first] = await results();
