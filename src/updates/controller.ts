@@ -34,7 +34,8 @@ import { ASSIGNMENT_PREFIX, BLUEPRINT_PREFIX, INSTANCE_PREFIX, VERSION_ROUTING_P
 import type { Clock } from '../util/clock.ts';
 import { InvalidArgumentError } from '../util/errors.ts';
 import type { Logger } from '../util/logger.ts';
-import { RoundLoop } from '../util/round-loop.ts';
+import { LeaderSessions, errorCode, type TermSession } from '../util/leader-sessions.ts';
+import type { RoundLoop } from '../util/round-loop.ts';
 import { askedInstances, commitTxn, nextStep, type Commit, type ValidationOutcome } from './decide.ts';
 import { healthFact, updateFacts, type HealthSource } from './facts.ts';
 import { UPDATE_PREFIX, isTerminal, parseUpdateRecord, updateKey, type UpdateRecord } from './record.ts';
@@ -105,18 +106,19 @@ const ACTIVE_GUARDS_MAX = 64;
 const QUIET_PREFIXES: ReadonlySet<string> = new Set([ASSIGNMENT_PREFIX, RELEASE_PREFIX]);
 
 /** One term of leadership: the mirror, the watches and the loop's state. */
-class Session {
+class Session implements TermSession {
   readonly mirror = new Map<string, Map<string, KeyValue>>();
   /** Parsed records by key, reused while the modRevision is the same. */
   readonly parsed = new Map<string, { readonly modRevision: number; readonly record: UpdateRecord | undefined }>();
   unwatch: (() => void)[] = [];
   loaded = false;
-  /** Set by the controller right after construction. */
-  loop!: RoundLoop;
   nextWakeAt: number | undefined;
   cancelWake: () => void = () => {};
 
-  constructor(readonly term: number) {}
+  constructor(
+    readonly term: number,
+    readonly loop: RoundLoop,
+  ) {}
 
   map(prefix: string): Map<string, KeyValue> {
     let map = this.mirror.get(prefix);
@@ -131,7 +133,6 @@ class Session {
     for (const unwatch of this.unwatch) unwatch();
     this.unwatch = [];
     this.cancelWake();
-    this.loop.cancel();
   }
 }
 
@@ -141,11 +142,6 @@ type CommitOutcome = 'committed' | 'conflict' | 'deposed';
 function positive(field: string, value: number): number {
   if (!(value > 0) || !Number.isFinite(value)) throw new InvalidArgumentError(field, `must be a positive number, got ${String(value)}`);
   return value;
-}
-
-function errorCode(error: unknown): string {
-  const code = (error as { code?: unknown } | undefined)?.code;
-  return typeof code === 'string' ? code : 'INTERNAL';
 }
 
 function earliest(a: number | null, b: number | null): number | null {
@@ -165,14 +161,10 @@ export class UpdateController {
   private readonly nodeDownAfterMs: number;
   private readonly nodeInstancesMax: number;
   private readonly recheckIntervalMs: number;
-  private readonly retryDelayMsMin: number;
-  private readonly retryDelayMsMax: number;
   private readonly stepsPerRoundMax: number;
   private readonly onCommit: ((event: CommittedStep) => void) | undefined;
-  private session: Session | undefined;
-  private unsubscribe: (() => void) | undefined;
+  private readonly sessions: LeaderSessions<Session>;
   private stats = { stepsCommitted: 0, conflicts: 0, inFlight: 0 };
-  private lastError: UpdateControllerStatus['lastError'];
 
   /** Validates the settings; throws INVALID_ARGUMENT naming the bad one. */
   constructor(options: UpdateControllerOptions) {
@@ -185,92 +177,56 @@ export class UpdateController {
     this.nodeDownAfterMs = positive('nodeDownAfterMs', options.nodeDownAfterMs ?? 15_000);
     this.nodeInstancesMax = positive('nodeInstancesMax', options.nodeInstancesMax ?? 64);
     this.recheckIntervalMs = positive('recheckIntervalMs', options.recheckIntervalMs ?? 5000);
-    this.retryDelayMsMin = positive('retryDelayMsMin', options.retryDelayMsMin ?? 100);
-    this.retryDelayMsMax = positive('retryDelayMsMax', options.retryDelayMsMax ?? 5000);
-    if (this.retryDelayMsMax < this.retryDelayMsMin) throw new InvalidArgumentError('retryDelayMsMax', `must be at least retryDelayMsMin (${this.retryDelayMsMin})`);
+    const retryDelayMsMin = positive('retryDelayMsMin', options.retryDelayMsMin ?? 100);
+    const retryDelayMsMax = positive('retryDelayMsMax', options.retryDelayMsMax ?? 5000);
+    if (retryDelayMsMax < retryDelayMsMin) throw new InvalidArgumentError('retryDelayMsMax', `must be at least retryDelayMsMin (${retryDelayMsMin})`);
     this.stepsPerRoundMax = positive('stepsPerRoundMax', options.stepsPerRoundMax ?? 64);
     this.onCommit = options.onCommit;
-  }
-
-  /** Follows leadership from now on; acts at once if this node already leads. Idempotent. */
-  start(): void {
-    if (this.unsubscribe !== undefined) return;
-    this.unsubscribe = this.port.onLeaderChange(() => this.guarded('leader change', () => this.followLeadership()));
-    this.followLeadership();
-  }
-
-  /** Stops acting and following leadership. Idempotent; a write in flight may still apply. */
-  stop(): void {
-    this.unsubscribe?.();
-    this.unsubscribe = undefined;
-    this.endSession();
-  }
-
-  status(): UpdateControllerStatus {
-    return { active: this.session !== undefined, term: this.session?.term, ...this.stats, nextWakeAt: this.session?.nextWakeAt, lastError: this.lastError };
-  }
-
-  /** Asks for a round now (an operator command was committed, say). No-op when not leading. */
-  poke(): void {
-    const session = this.session;
-    if (session !== undefined) session.loop.wake();
-  }
-
-  private guarded(what: string, fn: () => void): void {
-    try {
-      fn();
-    } catch (error) {
-      this.recordError(error);
-      this.log.error({ err: error, what }, 'update controller callback failed');
-    }
-  }
-
-  private followLeadership(): void {
-    if (this.unsubscribe === undefined) return;
-    const leading = this.port.isLeader();
-    const term = this.port.term();
-    if (this.session !== undefined && (!leading || this.session.term !== term)) this.endSession();
-    if (!leading || this.session !== undefined) return;
-    const session = new Session(term);
-    session.loop = new RoundLoop({
+    this.sessions = new LeaderSessions({
+      leadership: this.port,
       clock: this.clock,
-      retryDelayMsMin: this.retryDelayMsMin,
-      retryDelayMsMax: this.retryDelayMsMax,
-      round: () => this.round(session),
-      live: () => this.session === session,
-      onFailure: (error, failures, retryInMs) => {
-        this.recordError(error);
+      logger: this.log,
+      label: 'update controller',
+      errorAtMs: () => this.wallClockMs(),
+      retryDelayMsMin,
+      retryDelayMsMax,
+      create: (term, loop) => new Session(term, loop),
+      round: (session) => this.round(session),
+      onStart: (session) => this.log.info({ term: session.term }, 'leading: driving rolling updates'),
+      onEnd: (session) => this.log.info({ term: session.term }, 'rolling updates no longer driven here'),
+      onFailure: (session, error, failures, retryInMs) => {
         session.loaded = false;
         this.log.warn({ err: error, code: errorCode(error), failures, retryInMs }, 'update round failed; retrying');
       },
     });
-    this.session = session;
-    this.log.info({ term }, 'leading: driving rolling updates');
-    session.loop.wake();
   }
 
-  private endSession(): void {
-    const session = this.session;
-    if (session === undefined) return;
-    this.session = undefined;
-    session.close();
-    this.log.info({ term: session.term }, 'rolling updates no longer driven here');
+  /** Follows leadership from now on; acts at once if this node already leads. Idempotent. */
+  start(): void {
+    this.sessions.start();
   }
 
-  private recordError(error: unknown): void {
-    this.lastError = { code: errorCode(error), message: error instanceof Error ? error.message : String(error), atMs: this.wallClockMs() };
+  /** Stops acting and following leadership. Idempotent; a write in flight may still apply. */
+  stop(): void {
+    this.sessions.stop();
   }
 
-  private leads(session: Session): boolean {
-    return this.session === session && this.port.isLeader() && this.port.term() === session.term;
+  status(): UpdateControllerStatus {
+    const session = this.sessions.current;
+    return { active: session !== undefined, term: session?.term, ...this.stats, nextWakeAt: session?.nextWakeAt, lastError: this.sessions.lastError };
+  }
+
+  /** Asks for a round now (an operator command was committed, say). No-op when not leading. */
+  poke(): void {
+    this.sessions.wake();
   }
 
   /** One round: every non-terminal update as far as it goes now, then sleep until the earliest wake-up. */
   private async round(session: Session): Promise<void> {
     if (!session.loaded) await this.load(session);
-    if (this.session !== session) return;
-    if (!this.leads(session)) {
-      this.followLeadership();
+    if (this.sessions.current !== session) return;
+    if (!this.sessions.leads(session)) {
+      this.sessions.followLeadership();
       return;
     }
     let wakeAt: number | null = null;
@@ -278,7 +234,7 @@ export class UpdateController {
     this.stats.inFlight = ids.length;
     for (const id of ids) {
       wakeAt = earliest(wakeAt, await this.reconcile(session, id));
-      if (this.session !== session) return;
+      if (this.sessions.current !== session) return;
     }
     this.schedule(session, wakeAt);
   }
@@ -314,7 +270,7 @@ export class UpdateController {
       const record = kv === undefined ? undefined : this.recordOf(session, kv);
       if (kv === undefined || record === undefined || isTerminal(record.state)) return null;
       const validation = record.state === 'VALIDATING' ? await this.validate(session, record) : undefined;
-      if (this.session !== session) return null;
+      if (this.sessions.current !== session) return null;
       // The record may have moved during the validation's reads: start from the stored one.
       if (session.map(UPDATE_PREFIX).get(key)?.modRevision !== kv.modRevision) continue;
       const action = this.decide(session, record, validation);
@@ -366,8 +322,8 @@ export class UpdateController {
       success.push(...parts.success);
     }
     // Nothing awaits between this check and the proposal: the step is proposed by the leader that computed it.
-    if (!this.leads(session)) {
-      this.followLeadership();
+    if (!this.sessions.leads(session)) {
+      this.sessions.followLeadership();
       return 'deposed';
     }
     const result = await this.port.txn(compare, success, txn.failure);
@@ -417,7 +373,7 @@ export class UpdateController {
     const delayMs = Math.max(0, Math.min(this.recheckIntervalMs, wakeAt === null ? this.recheckIntervalMs : wakeAt - now));
     session.nextWakeAt = now + delayMs;
     session.cancelWake = this.clock.schedule(delayMs, () => {
-      if (this.session === session) this.guarded('wake-up', () => session.loop.wake());
+      if (this.sessions.current === session) this.sessions.guarded('wake-up', () => session.loop.wake());
     });
   }
 
@@ -429,15 +385,15 @@ export class UpdateController {
     session.parsed.clear();
     for (const prefix of MIRRORED_PREFIXES) {
       const { kvs, revision } = await this.port.range(prefix);
-      if (this.session !== session) return;
+      if (this.sessions.current !== session) return;
       session.mirror.set(prefix, new Map(kvs.map((kv) => [kv.key, kv])));
-      session.unwatch.push(this.port.watch(prefix, revision + 1, (events) => this.guarded('watch', () => this.onEvents(session, prefix, events))));
+      session.unwatch.push(this.port.watch(prefix, revision + 1, (events) => this.sessions.guarded('watch', () => this.onEvents(session, prefix, events))));
     }
     session.loaded = true;
   }
 
   private onEvents(session: Session, prefix: string, events: readonly WatchEvent[]): void {
-    if (this.session !== session) return;
+    if (this.sessions.current !== session) return;
     const map = session.map(prefix);
     for (const event of events) {
       if (event.type === 'put') map.set(event.kv.key, event.kv);
