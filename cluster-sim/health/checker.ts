@@ -252,15 +252,18 @@ export function describeUpdate(r: UpdateRecord, behaviour: HealthBehaviour): str
 }
 
 /**
- * The outcome of an update that ended, by its new version's behaviour: a sick or never-healthy
- * version never COMPLETED; FAILED always with a reason. `strict` (the clean update, no faults):
+ * The outcome of an update that ended, by its new version's behaviour: a never-healthy version
+ * never COMPLETED (nor a sick one, on the clean update); FAILED always with a reason. `strict` (the clean update, no faults):
  * healthy COMPLETED, sick ROLLED_BACK with the failing check (`healthz`) in its rollback's
  * reasons, never-healthy ROLLED_BACK or FAILED. (Under faults a sick version may be rolled back
  * for the calls the faults lost before its checks fail: then its reason is the metrics.)
  */
 export function outcomeProblem(r: UpdateRecord, behaviour: HealthBehaviour, strict: boolean): string | undefined {
   const last = r.log[r.log.length - 1];
-  if ((behaviour === 'sick' || behaviour === 'never') && r.state === 'COMPLETED') return `${behaviour} version ended COMPLETED: ${describeUpdate(r, behaviour)}`;
+  // A sick version whose instances keep being restarted (crashes every few seconds) never stays up
+  // long enough to fail, so under faults only never-healthy is judged here; the gate's own promise
+  // (no COMPLETING with an UNHEALTHY new instance) is judged on every entry (simulation.ts).
+  if ((behaviour === 'never' || (strict && behaviour === 'sick')) && r.state === 'COMPLETED') return `${behaviour} version ended COMPLETED: ${describeUpdate(r, behaviour)}`;
   if (r.state === 'FAILED' && (last?.reason ?? '') === '') return `FAILED without a reason: ${describeUpdate(r, behaviour)}`;
   if (!strict) return undefined;
   const want = behaviour === 'healthy' ? ['COMPLETED'] : behaviour === 'sick' ? ['ROLLED_BACK'] : behaviour === 'never' ? ['ROLLED_BACK', 'FAILED'] : ['COMPLETED', 'ROLLED_BACK', 'FAILED'];

@@ -89,6 +89,8 @@ export interface HealthStats {
   settledMs: number | undefined;
   finalOutcome: string;
   finalCalls: number;
+  /** The clean update replaced a version that is not healthy (flapping): its calls were not judged. */
+  finalCallCheckSkipped: boolean;
   deliveries: Record<string, { required: number; delivered: number; duplicates: number; prunedFirst: number; received: number }>;
   givenUp: number;
   stepLatenessMaxMs: number;
@@ -258,6 +260,7 @@ class HealthSimulation {
       settledMs: undefined,
       finalOutcome: '-',
       finalCalls: 0,
+      finalCallCheckSkipped: false,
       deliveries: {},
       givenUp: 0,
       stepLatenessMaxMs: 0,
@@ -374,7 +377,10 @@ class HealthSimulation {
           if (watched.length === 0) return;
           view.apply(watched);
           const step = watched.find((e) => e.kv.key.startsWith(UPDATE_PREFIX) && e.type === 'put');
-          if (step !== undefined) this.afterStep(a, step.kv.value);
+          if (step !== undefined) {
+            this.judgeCompleting(a, step.kv.value, step.revision);
+            this.afterStep(a, step.kv.value);
+          }
         }),
       );
       stops.push(
@@ -485,6 +491,23 @@ class HealthSimulation {
       a.clock.schedule(h.callIntervalMs * (0.5 + this.random.nextFloat()), tick);
     };
     a.clock.schedule(this.random.nextFloat() * h.callIntervalMs, tick);
+  }
+
+  /**
+   * The health gate's promise at completion: the entry that moves an update to COMPLETING (every
+   * step applied, the monitoring window passed healthy) finds no instance of its new version
+   * UNHEALTHY in the applying node's state at that revision.
+   */
+  private judgeCompleting(a: Attached, value: string, revision: number): void {
+    const record = JSON.parse(value) as UpdateRecord;
+    const last = record.log[record.log.length - 1];
+    if (record.state !== 'COMPLETING' || last?.step !== 'ROUTING -> COMPLETING' || a.node.kv.revision() !== revision) return;
+    for (const kv of a.node.kv.range(INSTANCE_PREFIX, 0).kvs) {
+      const r = JSON.parse(kv.value) as { state?: unknown; version?: unknown; artifact?: unknown };
+      if (r.version === record.newVersion && r.artifact === record.base && r.state === 'UNHEALTHY') {
+        return this.report('health-outcome', `${record.id} entered COMPLETING at revision ${revision} ("${last.reason}") with ${kv.key} UNHEALTHY (since revision ${kv.modRevision})`);
+      }
+    }
   }
 
   /**
@@ -757,8 +780,13 @@ class HealthSimulation {
       const records = leader.node.kv.range(INSTANCE_PREFIX, 0).kvs;
       // ACTIVE in the store and ACTIVE where it runs: a record a crashed run of its node left ACTIVE
       // stays routable until the new run reports the instance again (a call to it fails over once).
+      // Only instances of healthy versions can be steady: a flapping version that completed keeps
+      // flapping, and a failed rollback keeps its new version running behind 0:1 (decide.ts).
       const hostedActive = new Set([...this.attached.values()].flatMap((a) => (a.started ? a.instances.status().filter((i) => i.state === 'ACTIVE').map((i) => i.key) : [])));
-      const notActive = records.filter((kv) => (JSON.parse(kv.value) as { state?: unknown }).state !== 'ACTIVE' || !hostedActive.has(kv.key));
+      const notActive = records.filter((kv) => {
+        const r = JSON.parse(kv.value) as { state?: unknown; version?: unknown };
+        return this.behaviour(String(r.version)) === 'healthy' && (r.state !== 'ACTIVE' || !hostedActive.has(kv.key));
+      });
       // A node removed by a membership fault applies nothing more: it is no member to wait for.
       const { voters, learners } = leader.node.status().confState;
       const members = [...voters, ...learners];
@@ -806,6 +834,12 @@ class HealthSimulation {
     this.judgeOutcome(record, true);
     if (this.failed) return;
     const errors = Object.entries(this.finalErrors);
+    // The version that served before the clean update must pass its checks for every call to
+    // succeed: a flapping one that completed under faults has moments with no ACTIVE instance.
+    if (this.behaviour(record.oldVersion) !== 'healthy') {
+      this.stats.finalCallCheckSkipped = true;
+      return;
+    }
     if (errors.length > 0) this.report('health-routing', `calls failed during the clean update (no faults; the other version serves while one is unhealthy): ${JSON.stringify(this.finalErrors)}`);
   }
 

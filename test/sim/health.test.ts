@@ -226,7 +226,8 @@ test('routing: a pick of an instance the caller has UNHEALTHY is caught; a drain
 });
 
 test('outcome: a sick version COMPLETED, a clean sick rollback without the failing check, a clean healthy rollback are caught', (t) => {
-  t.regex(outcomeProblem(recordIn('COMPLETED'), 'sick', false) ?? '', /sick version ended COMPLETED/);
+  t.regex(outcomeProblem(recordIn('COMPLETED'), 'sick', true) ?? '', /sick version ended COMPLETED/);
+  t.is(outcomeProblem(recordIn('COMPLETED'), 'sick', false), undefined, 'under faults a sick version may never stay up long enough to fail');
   t.regex(outcomeProblem(recordIn('COMPLETED'), 'never', false) ?? '', /never version ended COMPLETED/);
   t.is(outcomeProblem(recordIn('ROLLED_BACK'), 'sick', false), undefined, 'under faults the reason may be the metrics');
   t.regex(outcomeProblem(recordIn('ROLLED_BACK'), 'sick', true) ?? '', /without the failing checks/);
