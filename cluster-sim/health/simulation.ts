@@ -767,7 +767,10 @@ class HealthSimulation {
     };
     await this.runUntil(healAtMs + SETTLE_BOUND_MS, this.throttled(settled));
     if (this.failed) return;
-    if (!settled()) return this.report('health-liveness', `updates not finished ${SETTLE_BOUND_MS} ms after the heal: ${last}\n    nodes: ${describeNodes(this.nodes)}`);
+    if (!settled()) {
+      const leader = this.leader();
+      return this.report('health-liveness', `updates not finished ${SETTLE_BOUND_MS} ms after the heal: ${last}\n    instances (leader): ${leader === undefined ? '-' : this.instanceStates(leader)}; assignments: ${leader?.node.kv.range('assignment/', 0).kvs.map((kv) => kv.key.slice('assignment/'.length)).join(' ') ?? '-'}\n    nodes: ${describeNodes(this.nodes)}`);
+    }
     this.stats.settledMs = this.queue.nowMs - healAtMs;
     for (const record of this.leaderRecords() ?? []) this.judgeOutcome(record, false);
     if (this.failed) return;
