@@ -348,19 +348,26 @@ function deploying(record: UpdateRecord, facts: UpdateFacts, at: number): Action
  * DEPLOYED -> ROUTING only while the new instances asked for are still ACTIVE: one may have gone
  * (a failed health check, its node lost) since DEPLOYED was committed, possibly by a leader that
  * has died since. Wait for them (the health gate still runs); placement replaces lost ones, but
- * not one that FAILED (a restart that failed its start-up checks), so the wait is bounded by the
- * deploy timeout counted from DEPLOYED, then the update rolls back (found by cluster-sim/health
- * seed 779: an update waited in DEPLOYED for ever behind a FAILED new instance).
+ * not one that FAILED (a restart that failed its start-up checks), so the wait is bounded: the
+ * step that first sees the loss stores a deadline (`deployUntil`, the deploy timeout from then),
+ * and the update rolls back at it (found by cluster-sim/health seed 779: an update waited in
+ * DEPLOYED for ever behind a FAILED new instance). Instances back in time clear it.
  */
 function deployed(record: UpdateRecord, facts: UpdateFacts, at: number): Action {
-  if (record.paused) return pausedWait(record, at);
+  if (record.paused) return pausedWait(record, at, record.deadlines.deployUntil);
   const asked = askedInstances(record);
   const active = facts.newInstances.active;
-  if (active >= asked) return commit(record, 'DEPLOYED -> ROUTING', transition(record, 'ROUTING', byController(`${active} new instances ACTIVE; routing starts`, at)));
-  const deployedAt = [...record.log].reverse().find((entry) => entry.step === 'DEPLOYING -> DEPLOYED')?.at;
-  const until = deployedAt === undefined ? null : deployedAt + record.strategy.deployTimeoutMs;
-  if (until !== null && at >= until) return enterRollingBack(record, CONTROLLER, `${active} of ${asked} new instances ACTIVE ${record.strategy.deployTimeoutMs} ms after DEPLOYED (lost or failed since)`, at);
-  return wait(earliest(healthWake(record, at), until), `DEPLOYED: waiting for ${asked} new instances ACTIVE again (${active} are) before routing`);
+  if (active >= asked) {
+    const routing = transition(record, 'ROUTING', byController(`${active} new instances ACTIVE; routing starts`, at));
+    return commit(record, 'DEPLOYED -> ROUTING', { ...routing, deadlines: { ...routing.deadlines, deployUntil: null } });
+  }
+  const until = record.deadlines.deployUntil;
+  if (until === null) {
+    const next = withLogEntry({ ...record, deadlines: { ...record.deadlines, deployUntil: at + record.strategy.deployTimeoutMs } }, { step: 'new instances lost', at, actor: CONTROLLER, reason: `${active} of ${asked} new instances ACTIVE after DEPLOYED; waiting up to ${record.strategy.deployTimeoutMs} ms for them` });
+    return commit(record, 'new instances lost', next);
+  }
+  if (at >= until) return enterRollingBack(record, CONTROLLER, `${active} of ${asked} new instances ACTIVE ${record.strategy.deployTimeoutMs} ms after they were found lost in DEPLOYED`, at);
+  return wait(earliest(healthWake(record, at), until), `DEPLOYED: waiting for ${asked} new instances ACTIVE again (${active} are) before routing, until ${until}`);
 }
 
 function routing(record: UpdateRecord, facts: UpdateFacts, at: number): Action {

@@ -7,8 +7,9 @@ import { parseStartRequest } from '../../src/updates/request.ts';
 
 // Found by the health simulator (cluster-sim/health seed 779): a new instance that FAILED after
 // DEPLOYED (its node restarted it and the restart failed its start-up checks) is not replaced by
-// placement, and DEPLOYED waited for it to be ACTIVE again for ever. The wait is now bounded by
-// the deploy timeout, counted from DEPLOYED; then the update rolls back.
+// placement, and DEPLOYED waited for it to be ACTIVE again for ever. The step that first sees the
+// loss now stores a deadline (the deploy timeout from then) in the record; at it the update rolls
+// back, whichever leader is in charge.
 
 const T0 = 1_704_067_200_000;
 const base = artifactBase('org.sim', 'hc0');
@@ -29,14 +30,26 @@ function facts(record: UpdateRecord, active: number) {
   };
 }
 
-test('DEPLOYED waits for a lost new instance until the deploy timeout, then rolls back', (t) => {
+test('DEPLOYED stores a deadline when it first sees a new instance lost, waits for it, then rolls back at it', (t) => {
   const record = deployedAt(T0 + 1000);
-  const waiting = nextStep(record, facts(record, 0), T0 + 1000 + 29_000);
+  const seen = nextStep(record, facts(record, 0), T0 + 5000);
+  t.like(seen, { kind: 'commit', step: 'new instances lost' });
+  const stored = (seen as { record: UpdateRecord }).record;
+  t.is(stored.deadlines.deployUntil, T0 + 5000 + 30_000);
+  const waiting = nextStep(stored, facts(stored, 0), T0 + 5000 + 29_000);
   t.is(waiting.kind, 'wait');
-  t.true(((waiting as { wakeAt: number | null }).wakeAt ?? Infinity) <= T0 + 1000 + 30_000, 'it wakes by the deadline');
-  const rolled = nextStep(record, facts(record, 0), T0 + 1000 + 30_000);
+  t.is((waiting as { wakeAt: number | null }).wakeAt, T0 + 5000 + 30_000, 'it wakes at the deadline');
+  const rolled = nextStep(stored, facts(stored, 0), T0 + 5000 + 30_000);
   t.like(rolled, { kind: 'commit', step: 'DEPLOYED -> ROLLING_BACK' });
-  t.regex((rolled as { record: UpdateRecord }).record.log.at(-1)!.reason, /0 of 1 new instances ACTIVE 30000 ms after DEPLOYED/);
+  t.regex((rolled as { record: UpdateRecord }).record.log.at(-1)!.reason, /0 of 1 new instances ACTIVE 30000 ms after they were found lost/);
+});
+
+test('instances back before the deadline: DEPLOYED -> ROUTING clears it', (t) => {
+  const record = deployedAt(T0);
+  const stored = (nextStep(record, facts(record, 0), T0 + 1000) as { record: UpdateRecord }).record;
+  const routed = nextStep(stored, facts(stored, 1), T0 + 2000);
+  t.like(routed, { kind: 'commit', step: 'DEPLOYED -> ROUTING' });
+  t.is((routed as { record: UpdateRecord }).record.deadlines.deployUntil, null);
 });
 
 test('DEPLOYED with its instances ACTIVE still routes at once, whatever the time', (t) => {
