@@ -50,8 +50,9 @@ import { EventQueue } from '../events.ts';
 import { FaultScheduler, type FaultStats } from '../faults.ts';
 import { SimNetwork } from '../network.ts';
 import { TRACE_CAPACITY, describeException, describeNodes, type RunHooks } from '../outcome.ts';
-import { RuntimeNode, type Detach, type RuntimeEnvironment } from '../runtime/runtime-node.ts';
-import { TransportHub, simAddress } from '../runtime/sim-transport.ts';
+import { RuntimeNode, type Detach } from '../runtime/runtime-node.ts';
+import { simAddress } from '../runtime/sim-transport.ts';
+import { InstantGuard, buildSimCluster, clientPort, leaderOf, quietLogger, throttledCheck, traceLogger, updateRecordsOn } from '../scenario/node-services.ts';
 import { Trace } from '../trace.ts';
 import { NodeView, UpdateHistory, WATCHED_PREFIXES } from '../updates/checker.ts';
 import { AuditLog, describeUpdate, judgeDeliveries, outcomeProblem, pickProblem, stepLatenessMs, type HealthViolationKind } from './checker.ts';
@@ -122,8 +123,6 @@ const RETRANSMIT_MS = 200;
 const EVENTS_IN_FLIGHT_SLACK = 3;
 /** The cluster must look steady this long before the clean update starts. */
 const STEADY_MS = 2000;
-const CHECK_INTERVAL_MS = 50;
-const SAME_INSTANT_EVENTS_MAX = 10_000;
 
 interface Attached {
   readonly id: number;
@@ -136,23 +135,6 @@ interface Attached {
   /** Filled in once built (the pruner's status goes into reports). */
   events: EventsHost | undefined;
   started: boolean;
-}
-
-/** `port` as a client sees it: refused (CONNECT_FAILED) once its incarnation is gone. */
-function clientPort(port: ClusterPort, live: () => boolean): ClusterPort {
-  const refused = (): Promise<never> => Promise.reject(new CutoverError('CONNECT_FAILED', `node ${port.nodeId} is down`));
-  return {
-    nodeId: port.nodeId,
-    txn: (compare, success, failure) => (live() ? port.txn(compare, success, failure) : refused()),
-    get: (key, options) => (live() ? port.get(key, options) : refused()),
-    range: (prefix, options) => (live() ? port.range(prefix, options) : refused()),
-    watch: (prefix, fromRevision, listener) => (live() ? port.watch(prefix, fromRevision, listener) : () => {}),
-    revision: () => port.revision(),
-    isLeader: () => live() && port.isLeader(),
-    term: () => port.term(),
-    onLeaderChange: (listener) => (live() ? port.onLeaderChange(listener) : () => {}),
-    members: () => (live() ? port.members() : []),
-  };
 }
 
 export function runHealthSimulation(options: HealthRunOptions, hooks: RunHooks = {}): Promise<HealthResult> {
@@ -189,7 +171,8 @@ class HealthSimulation {
   /** Phase 3: calls are judged (every one must succeed), steps are timed. */
   private finalWindow: { fromMs: number; toMs: number } | undefined;
   private readonly finalErrors: Record<string, number> = {};
-  private readonly instant = { atMs: -1, events: 0 };
+  /** Stops a run whose simulated time no longer moves (a busy loop). */
+  private readonly instant = new InstantGuard(() => this.queue.nowMs, (message) => this.report('health-liveness', message));
 
   constructor(
     private readonly options: HealthRunOptions,
@@ -199,23 +182,19 @@ class HealthSimulation {
     const h = options.health;
     this.trace = new Trace(TRACE_CAPACITY, hooks.verbose);
     this.checker = new InvariantChecker(() => this.queue.nowMs, false);
-    const root = new SeededRandom(sim.seed);
-    const hub = new TransportHub(this.queue, this.trace, this.checker);
-    this.network = new SimNetwork(this.queue, root.fork(), sim, this.trace, (m) => hub.deliver(m), (m, why) => hub.undelivered(m, why));
-    hub.connect(this.network);
-    const env: RuntimeEnvironment = {
+    const { root, network, nodes, faults } = buildSimCluster({
       queue: this.queue,
       trace: this.trace,
-      options: sim,
       checker: this.checker,
+      sim,
       counters: this.counters,
-      hub,
-      reply: () => this.fail('a KV client reply arrived, but the health scenario has no KV clients'),
+      scenario: 'health',
       fail: (message) => this.fail(message),
       attach: (id, node, clock) => this.attach(id, node, clock),
-    };
-    this.nodes = Array.from({ length: sim.nodes }, (_, i) => new RuntimeNode(i + 1, env, root.fork()));
-    this.faults = new FaultScheduler(this.queue, root.fork(), sim, this.trace, this.network, this.nodes);
+    });
+    this.network = network;
+    this.nodes = nodes;
+    this.faults = faults;
     this.random = root.fork();
     this.netRandom = root.fork();
     this.loaderRandom = root.fork();
@@ -289,12 +268,7 @@ class HealthSimulation {
   }
 
   private serviceLogger(node: number, component: string): Logger {
-    const line =
-      (level: string) =>
-      (obj: object, msg?: string): void =>
-        this.trace.record(this.queue.nowMs, node, `${component}-${level}`, `${msg ?? ''} ${JSON.stringify(obj, (_k, v: unknown) => (v instanceof Error ? v.message : v))}`);
-    const logger: Logger = { debug: () => {}, info: line('info'), warn: line('warn'), error: line('error'), child: () => logger };
-    return logger;
+    return traceLogger(this.trace, () => this.queue.nowMs, node, component);
   }
 
   /** The dispatcher's log: its warnings are traced, and each notification given up is remembered. */
@@ -322,7 +296,7 @@ class HealthSimulation {
     const h = this.options.health;
     const port = nodeClusterPort(node);
     const wallClockMs = (): number => Math.round(EPOCH_MS + this.queue.nowMs + this.skewMs[id]!);
-    const quiet: Logger = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {}, child: () => quiet };
+    const quiet = quietLogger();
     const loader = new HealthSliceLoader(clock, this.loaderRandom.fork(), h, (version) => this.behaviour(version));
     const monitor = new HealthMonitor({ clock, wallClockMs, runRound: loader.scriptedRound(wallClockMs), logger: quiet });
     const placement = new PlacementController({ port, clock, logger: quiet, nodeDownAfterMs: p.nodeDownAfterMs, nodeInstancesMax: p.nodeInstancesMax, recheckIntervalMs: p.recheckIntervalMs });
@@ -683,49 +657,20 @@ class HealthSimulation {
   }
 
   private runUntil(untilMs: number, shouldStop: () => boolean): Promise<number> {
-    return this.queue.runUntilSettled(untilMs, () => this.timeStuck() || shouldStop(), yieldToEventLoop);
-  }
-
-  private timeStuck(): boolean {
-    const now = this.queue.nowMs;
-    if (now !== this.instant.atMs) {
-      this.instant.atMs = now;
-      this.instant.events = 0;
-      return false;
-    }
-    if (++this.instant.events <= SAME_INSTANT_EVENTS_MAX) return false;
-    this.report('health-liveness', `simulated time stuck at ${now.toFixed(3)} ms: more than ${SAME_INSTANT_EVENTS_MAX} events in a row at one instant (a busy loop)`);
-    return true;
+    return this.queue.runUntilSettled(untilMs, () => this.instant.stuck() || shouldStop(), yieldToEventLoop);
   }
 
   private throttled(check: () => boolean): () => boolean {
-    let nextMs = 0;
-    let last = false;
-    return () => {
-      if (this.failed) return true;
-      if (this.queue.nowMs < nextMs) return last;
-      nextMs = this.queue.nowMs + CHECK_INTERVAL_MS;
-      last = check();
-      return last;
-    };
+    return throttledCheck(() => this.queue.nowMs, () => this.failed, check);
   }
 
   private leader(): Attached | undefined {
-    let best: Attached | undefined;
-    for (const a of this.attached.values()) {
-      const status = a.node.status();
-      if (a.started && status.role === 'leader' && (best === undefined || status.term > best.node.status().term)) best = a;
-    }
-    return best;
+    return leaderOf(this.attached.values());
   }
 
   private leaderRecords(): UpdateRecord[] | undefined {
     const leader = this.leader();
-    if (leader === undefined) return undefined;
-    return leader.node.kv
-      .range(UPDATE_PREFIX, 0)
-      .kvs.map((kv) => JSON.parse(kv.value) as UpdateRecord)
-      .filter((r) => typeof r.state === 'string');
+    return leader === undefined ? undefined : updateRecordsOn(leader.node);
   }
 
   private describe(r: UpdateRecord): string {

@@ -48,8 +48,9 @@ import { EventQueue } from '../events.ts';
 import { FaultScheduler, type FaultStats } from '../faults.ts';
 import { SimNetwork } from '../network.ts';
 import { TRACE_CAPACITY, describeException, describeNodes, type RunHooks } from '../outcome.ts';
-import { RuntimeNode, type Detach, type RuntimeEnvironment } from '../runtime/runtime-node.ts';
-import { TransportHub, simAddress } from '../runtime/sim-transport.ts';
+import { RuntimeNode, type Detach } from '../runtime/runtime-node.ts';
+import { simAddress } from '../runtime/sim-transport.ts';
+import { InstantGuard, buildSimCluster, clientPort, leaderOf, quietLogger, throttledCheck, traceLogger, updateRecordsOn } from '../scenario/node-services.ts';
 import { Trace } from '../trace.ts';
 import { NodeView, UpdateHistory, WATCHED_PREFIXES } from './checker.ts';
 import { HEALTHY, UpdatesSliceLoader, type CallReply, type VersionBehaviour } from './loader.ts';
@@ -103,9 +104,6 @@ const TRAFFIC_CHECK_MS = 2000;
 const CLEANUP_BOUND_MS = 20_000;
 /** A lost packet on a connection costs a retransmission. */
 const RETRANSMIT_MS = 200;
-const CHECK_INTERVAL_MS = 50;
-/** More events than this at one simulated instant: a busy loop (see `timeStuck`). */
-const SAME_INSTANT_EVENTS_MAX = 10_000;
 
 interface Attached {
   readonly id: number;
@@ -121,27 +119,6 @@ interface Attached {
   started: boolean;
   /** Final check: calls started at or after this revision per artifact, and the versions they reached. */
   readonly picks: Map<string, Map<string, number>>;
-}
-
-/**
- * `port` as a client (the operator) sees it: its node may die between two calls of one operation
- * (a look, a command's read then write), and then every later call fails as a connection to a dead
- * node does, with CONNECT_FAILED, instead of reaching the dead incarnation (whose clock is dead).
- */
-function clientPort(port: ClusterPort, live: () => boolean): ClusterPort {
-  const refused = (): Promise<never> => Promise.reject(new CutoverError('CONNECT_FAILED', `node ${port.nodeId} is down`));
-  return {
-    nodeId: port.nodeId,
-    txn: (compare, success, failure) => (live() ? port.txn(compare, success, failure) : refused()),
-    get: (key, options) => (live() ? port.get(key, options) : refused()),
-    range: (prefix, options) => (live() ? port.range(prefix, options) : refused()),
-    watch: (prefix, fromRevision, listener) => (live() ? port.watch(prefix, fromRevision, listener) : () => {}),
-    revision: () => port.revision(),
-    isLeader: () => live() && port.isLeader(),
-    term: () => port.term(),
-    onLeaderChange: (listener) => (live() ? port.onLeaderChange(listener) : () => {}),
-    members: () => (live() ? port.members() : []),
-  };
 }
 
 export function runUpdatesSimulation(options: UpdatesRunOptions, hooks: RunHooks = {}): Promise<UpdatesResult> {
@@ -169,8 +146,8 @@ class UpdatesSimulation {
   private faultsOn = true;
   /** Final check: base -> minimum start revision of the calls recorded. */
   private readonly pickFrom = new Map<string, number>();
-  /** The current simulated instant and how many events ran at it (`timeStuck`). */
-  private readonly instant = { atMs: -1, events: 0 };
+  /** Stops a run whose simulated time no longer moves (a busy loop). */
+  private readonly instant = new InstantGuard(() => this.queue.nowMs, (message) => this.report('update-liveness', message));
 
   constructor(
     private readonly options: UpdatesRunOptions,
@@ -179,23 +156,19 @@ class UpdatesSimulation {
     const sim = options.sim;
     this.trace = new Trace(TRACE_CAPACITY, hooks.verbose);
     this.checker = new InvariantChecker(() => this.queue.nowMs, false);
-    const root = new SeededRandom(sim.seed);
-    const hub = new TransportHub(this.queue, this.trace, this.checker);
-    this.network = new SimNetwork(this.queue, root.fork(), sim, this.trace, (m) => hub.deliver(m), (m, why) => hub.undelivered(m, why));
-    hub.connect(this.network);
-    const env: RuntimeEnvironment = {
+    const { root, network, nodes, faults } = buildSimCluster({
       queue: this.queue,
       trace: this.trace,
-      options: sim,
       checker: this.checker,
+      sim,
       counters: this.counters,
-      hub,
-      reply: () => this.fail('a KV client reply arrived, but the updates scenario has no KV clients'),
+      scenario: 'updates',
       fail: (message) => this.fail(message),
       attach: (id, node, clock) => this.attach(id, node, clock),
-    };
-    this.nodes = Array.from({ length: sim.nodes }, (_, i) => new RuntimeNode(i + 1, env, root.fork()));
-    this.faults = new FaultScheduler(this.queue, root.fork(), sim, this.trace, this.network, this.nodes);
+    });
+    this.network = network;
+    this.nodes = nodes;
+    this.faults = faults;
     this.random = root.fork();
     this.netRandom = root.fork();
     this.loaderRandom = root.fork();
@@ -258,12 +231,7 @@ class UpdatesSimulation {
   }
 
   private serviceLogger(node: number, component: string): Logger {
-    const line =
-      (level: string) =>
-      (obj: object, msg?: string): void =>
-        this.trace.record(this.queue.nowMs, node, `${component}-${level}`, `${msg ?? ''} ${JSON.stringify(obj, (_k, v: unknown) => (v instanceof Error ? v.message : v))}`);
-    const logger: Logger = { debug: () => {}, info: line('info'), warn: line('warn'), error: line('error'), child: () => logger };
-    return logger;
+    return traceLogger(this.trace, () => this.queue.nowMs, node, component);
   }
 
   private attach(id: number, node: CutoverNode, clock: Clock): Detach {
@@ -271,7 +239,7 @@ class UpdatesSimulation {
     const u = this.options.updates;
     const port = nodeClusterPort(node);
     const wallClockMs = (): number => Math.round(EPOCH_MS + this.queue.nowMs + this.skewMs[id]!);
-    const quiet: Logger = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {}, child: () => quiet };
+    const quiet = quietLogger();
     const placement = new PlacementController({ port, clock, logger: quiet, nodeDownAfterMs: p.nodeDownAfterMs, nodeInstancesMax: p.nodeInstancesMax, recheckIntervalMs: p.recheckIntervalMs });
     const instances = new InstanceManager({
       port,
@@ -540,55 +508,22 @@ class UpdatesSimulation {
   }
 
   private runUntil(untilMs: number, shouldStop: () => boolean): Promise<number> {
-    return this.queue.runUntilSettled(untilMs, () => this.timeStuck() || shouldStop(), yieldToEventLoop);
-  }
-
-  /**
-   * Simulated time that stops moving means a busy loop: something keeps scheduling itself at once
-   * (a real node would spin its CPU), and the run would never end. Reported, not waited out.
-   */
-  private timeStuck(): boolean {
-    const now = this.queue.nowMs;
-    if (now !== this.instant.atMs) {
-      this.instant.atMs = now;
-      this.instant.events = 0;
-      return false;
-    }
-    if (++this.instant.events <= SAME_INSTANT_EVENTS_MAX) return false;
-    this.report('update-liveness', `simulated time stuck at ${now.toFixed(3)} ms: more than ${SAME_INSTANT_EVENTS_MAX} events in a row at one instant (a busy loop)`);
-    return true;
+    return this.queue.runUntilSettled(untilMs, () => this.instant.stuck() || shouldStop(), yieldToEventLoop);
   }
 
   /** `check` at most every CHECK_INTERVAL_MS of simulated time (it reads and parses state). */
   private throttled(check: () => boolean): () => boolean {
-    let nextMs = 0;
-    let last = false;
-    return () => {
-      if (this.failed) return true;
-      if (this.queue.nowMs < nextMs) return last;
-      nextMs = this.queue.nowMs + CHECK_INTERVAL_MS;
-      last = check();
-      return last;
-    };
+    return throttledCheck(() => this.queue.nowMs, () => this.failed, check);
   }
 
   private leader(): Attached | undefined {
-    let best: Attached | undefined;
-    for (const a of this.attached.values()) {
-      const status = a.node.status();
-      if (a.started && status.role === 'leader' && (best === undefined || status.term > best.node.status().term)) best = a;
-    }
-    return best;
+    return leaderOf(this.attached.values());
   }
 
   /** Records on the leader; undefined when there is no leader. */
   private leaderRecords(): UpdateRecord[] | undefined {
     const leader = this.leader();
-    if (leader === undefined) return undefined;
-    return leader.node.kv
-      .range(UPDATE_PREFIX, 0)
-      .kvs.map((kv) => JSON.parse(kv.value) as UpdateRecord)
-      .filter((r) => typeof r.state === 'string');
+    return leader === undefined ? undefined : updateRecordsOn(leader.node);
   }
 
   /** Heal and restart; the operator settles; every update must reach a terminal state. */
